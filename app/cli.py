@@ -1,0 +1,444 @@
+"""`mimi-live` command line: a thin argparse front over the codec layer (main thread).
+
+Each subcommand is one `_add_<name>(subparsers)` function that declares its arguments and sets
+`handler=_cmd_<name>`; register it in SUBCOMMANDS. Handlers return an exit code. User errors
+(codec, audio file, output file) become one line `mimi-live: error: <message>` on stderr and exit
+code 1; `--debug` re-raises them with the traceback instead. Anything else is a bug and keeps its
+traceback.
+
+Heavy imports (onnxruntime, torch) happen inside handlers so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+from app.config import APP_ID, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+
+PROG = APP_ID
+EXPORT_EXTRA_HINT = f"{PROG} export needs the export extra: pip install 'mimi-live[export]'"
+GUI_NOT_YET = f"{PROG}: the GUI arrives with issue 4; for now use one of the subcommands below."
+PROGRESS_MIN_DURATION_S = 10.0  # shorter files finish before a progress bar would help
+EXPORT_MODULES = {"torch", "transformers", "onnxscript", "onnx"}
+
+
+class UserError(Exception):
+    """A problem with what the user asked for, reported as one line (exit code 1)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _chunk_ms(text: str) -> int:
+    """argparse type: a positive multiple of one code frame (80 ms)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
+    if value <= 0 or value % FRAME_MS:
+        raise argparse.ArgumentTypeError(
+            f"{value} ms is not a positive multiple of {FRAME_MS} ms (one code frame)"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive")
+    return value
+
+
+def _format_bps(bps: float) -> str:
+    return f"{bps:.0f} bps" if bps < 1000 else f"{bps / 1000:.3g} kbps"
+
+
+def _open_codec(model: Path, codebooks: int | None = None, threads: int | None = None):
+    from app.codec import StreamingCodec  # onnxruntime is imported only when a model is used
+
+    return StreamingCodec(model, codebooks=codebooks, threads=threads)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _print_lines(summary: dict, indent: str = "") -> None:
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_lines(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+def _percentiles_ms(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan")}
+    arr = np.asarray(values, dtype=np.float64)
+    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3)}
+
+
+# ---------------------------------------------------------------------------------------------
+# info
+
+
+def _add_info(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "info",
+        parents=[common],
+        help="load a model folder and print its contract summary",
+        description="Load a streaming Mimi ONNX folder (encoder_model.onnx, decoder_model.onnx, "
+        "state_spec.txt), check it against the contract and summarise it.",
+    )
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_info)
+
+
+def _info_summary(codec) -> dict:
+    contract = codec.contract
+    k_max = int(contract.num_codebooks)
+    size = contract.codebook_size  # None if the decoder's tables were not found
+    choices = [int(k) for k in (getattr(codec, "codebook_choices", None) or (k_max,))]
+    # The codec knows its bitrate at the k it was opened with (all K here; None if the codebook
+    # size is unknown); bitrate is linear in k.
+    bitrate = codec.bitrate_bps
+    per_codebook = None if bitrate is None else float(bitrate) / int(codec.num_codebooks)
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    spec = contract.spec
+    return {
+        "folder": str(contract.folder),
+        "codebooks": k_max,
+        "codebook_size": int(size) if size is not None else None,
+        "bits_per_codebook": rounded(None if per_codebook is None else per_codebook / FRAME_RATE_HZ),
+        "bitrate_bps": rounded(None if per_codebook is None else per_codebook * k_max),
+        "codebook_choices": choices,
+        "bitrate_by_codebooks": {
+            str(k): rounded(None if per_codebook is None else per_codebook * k) for k in choices
+        },
+        "fewer_codebooks": len(choices) > 1 or min(choices) < k_max,
+        "codebook_note": getattr(codec, "codebook_note", None) or "",
+        "weights": contract.weights,
+        "encoder_mb": round(Path(contract.encoder_path).stat().st_size / 1e6, 3),
+        "decoder_mb": round(Path(contract.decoder_path).stat().st_size / 1e6, 3),
+        "kv_layers": int(contract.kv_layers),
+        "kv_heads": int(contract.kv_heads),
+        "kv_head_dim": int(contract.kv_head_dim),
+        "conv_states": {"encoder": len(spec.encoder), "decoder": len(spec.decoder)},
+        "sample_rate_hz": int(codec.sample_rate),
+        "frame_size": int(codec.frame_size),
+    }
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    codec = _open_codec(args.model)
+    s = _info_summary(codec)
+    if args.json:
+        _print_json(s)
+        return 0
+    choices = s["codebook_choices"]
+    bits = "unknown" if s["bits_per_codebook"] is None else f"{s['bits_per_codebook']:g}"
+    print(f"model folder:   {s['folder']}")
+    print(f"codebooks:      K={s['codebooks']} of size {s['codebook_size'] or 'unknown'} "
+          f"({bits} bits each)")
+    if s["bitrate_bps"] is None:
+        print("bitrate:        unknown (codebook size not found in the decoder)")
+    else:
+        print(f"bitrate:        {s['bitrate_bps']:g} bps at k={s['codebooks']} "
+              f"({_format_bps(s['bitrate_bps'])})")
+    if s["fewer_codebooks"]:
+        per = s["bitrate_by_codebooks"][str(choices[0])]
+        per_text = "" if per is None else f", {per / choices[0]:g} bps per codebook"
+        print(f"fewer codebooks: yes, k = {choices[0]}..{choices[-1]}{per_text}")
+    else:
+        print(f"fewer codebooks: no, only k={s['codebooks']}")
+    if s["codebook_note"]:
+        print(f"                {s['codebook_note']}")
+    print(f"weights:        {s['weights']}")
+    print(f"files:          encoder {s['encoder_mb']:.3f} MB, decoder {s['decoder_mb']:.3f} MB")
+    print(f"transformer KV: {s['kv_layers']} layers x {s['kv_heads']} heads x head dim "
+          f"{s['kv_head_dim']}")
+    print(f"conv states:    encoder {s['conv_states']['encoder']}, "
+          f"decoder {s['conv_states']['decoder']}")
+    print(f"audio:          {s['sample_rate_hz']} Hz mono, {s['frame_size']} samples per frame "
+          f"({FRAME_MS} ms)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# roundtrip
+
+
+def _add_roundtrip(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "roundtrip",
+        parents=[common],
+        help="stream an audio file through encoder and decoder, write the result",
+        description="Read any audio file libsndfile reads (converted to 24 kHz mono), stream it "
+        "chunk by chunk through the encoder then the decoder, exactly as the live engine does, "
+        "and write the decoded audio as a 24 kHz WAV of the same duration.",
+    )
+    p.add_argument("input", type=Path, metavar="IN", help="input audio file")
+    p.add_argument("output", type=Path, metavar="OUT", help="output WAV (written atomically)")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--codebooks", type=_positive_int, default=None, metavar="K",
+                   help="codebooks to decode with (default: all the model has)")
+    p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="MS",
+                   help=f"chunk per encode/decode call, a multiple of {FRAME_MS} (default {FRAME_MS})")
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="ONNX Runtime intra-op threads (default: its own choice)")
+    p.add_argument("--float32", action="store_true",
+                   help="write 32-bit float samples instead of 16-bit PCM")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_roundtrip)
+
+
+def _progress(total_chunks: int, duration_s: float):
+    from tqdm import tqdm
+
+    show = duration_s > PROGRESS_MIN_DURATION_S and sys.stderr.isatty()
+    return tqdm(total=total_chunks, unit="chunk", file=sys.stderr, disable=not show,
+                desc=PROG, leave=False)
+
+
+def _cmd_roundtrip(args: argparse.Namespace) -> int:
+    from app.audio.files import AtomicWavWriter, pad_to_frames, read_audio_24k_mono
+
+    pcm = read_audio_24k_mono(args.input)
+    codec = _open_codec(args.model, codebooks=args.codebooks, threads=args.threads)
+
+    chunk_frames = args.chunk_ms // FRAME_MS
+    chunk_size = chunk_frames * FRAME_SIZE
+    # Every call gets a full chunk, as in the live engine; the tail is zero-padded and the
+    # output trimmed back to the input's length.
+    padded, n_samples = pad_to_frames(pcm, chunk_size)
+    n_chunks = padded.shape[0] // chunk_size
+    duration_s = n_samples / SAMPLE_RATE_HZ
+
+    encode_ms: list[float] = []  # per 80 ms frame
+    decode_ms: list[float] = []
+    busy_s = 0.0
+    remaining = n_samples
+    with AtomicWavWriter(args.output, SAMPLE_RATE_HZ, "FLOAT" if args.float32 else "PCM_16") as out, \
+            _progress(n_chunks, duration_s) as bar:
+        for i in range(n_chunks):
+            chunk = padded[i * chunk_size:(i + 1) * chunk_size]
+            t0 = time.perf_counter()
+            codes = codec.encode(chunk)
+            t1 = time.perf_counter()
+            audio = codec.decode(codes)
+            t2 = time.perf_counter()
+            busy_s += t2 - t0
+            enc = getattr(codec, "last_encode_ms", None)
+            dec = getattr(codec, "last_decode_ms", None)
+            encode_ms.append((enc if enc is not None else (t1 - t0) * 1e3) / chunk_frames)
+            decode_ms.append((dec if dec is not None else (t2 - t1) * 1e3) / chunk_frames)
+            keep = min(remaining, audio.shape[0])
+            if keep > 0:
+                out.write(audio[:keep])
+                remaining -= keep
+            bar.update(1)
+        if remaining:
+            raise UserError(f"the decoder returned {n_samples - remaining} samples for "
+                            f"{n_samples} input samples")
+
+    kv_enc, kv_dec = codec.kv_length
+    summary = {
+        "input": str(args.input),
+        "output": str(args.output),
+        "frames": math.ceil(n_samples / FRAME_SIZE),  # code frames that carry input audio
+        "frames_streamed": n_chunks * chunk_frames,  # including the padded tail of the last chunk
+        "chunk_ms": args.chunk_ms,
+        "codebooks": int(codec.num_codebooks),
+        "bitrate_bps": None if codec.bitrate_bps is None else round(float(codec.bitrate_bps), 3),
+        "encode_ms": _percentiles_ms(encode_ms),
+        "decode_ms": _percentiles_ms(decode_ms),
+        "kv_length": {"encoder": int(kv_enc), "decoder": int(kv_dec)},
+        "duration_s": round(duration_s, 4),
+        "rtf": round(busy_s / duration_s, 4) if duration_s > 0 else None,
+    }
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"{args.input} -> {args.output}")
+    print(f"  {duration_s:.2f} s of audio, {summary['frames']} frames of {FRAME_MS} ms, "
+          f"chunks of {args.chunk_ms} ms")
+    rate = "unknown bitrate" if summary["bitrate_bps"] is None else _format_bps(summary["bitrate_bps"])
+    print(f"  {summary['codebooks']} codebooks = {rate}")
+    for name in ("encode", "decode"):
+        q = summary[f"{name}_ms"]
+        print(f"  {name} per {FRAME_MS} ms frame: p50 {q['p50']:.2f} ms, p95 {q['p95']:.2f} ms")
+    print(f"  KV length at the end: encoder {kv_enc}, decoder {kv_dec}")
+    print(f"  real-time factor {summary['rtf']} (processing time / audio duration; < 1 keeps up)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def _add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a contract-identical model folder (needs the export extra)",
+        description="Build Mimi with transformers and export encoder_model.onnx, "
+        "decoder_model.onnx and state_spec.txt in the published streaming contract. "
+        "Needs: pip install 'mimi-live[export]'.",
+    )
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to write")
+    p.add_argument("--codebooks", type=_positive_int, default=8, metavar="K",
+                   help="codebooks the encoder emits (default 8)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", type=Path, metavar="DIR",
+                        help="folder with real Mimi weights (transformers format)")
+    source.add_argument("--random-weights", action="store_true",
+                        help="random weights: a stand-in with the real cost, noise for audio")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--tiny", action="store_true", help="kilobyte-size model for tests")
+    p.add_argument("--fp16-weights", action="store_true",
+                   help="store weights as float16 (inputs, outputs and compute stay float32)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip comparing the exported graphs with the torch model")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_export)
+
+
+def _export_extra_missing() -> int:
+    print(EXPORT_EXTRA_HINT, file=sys.stderr)
+    return 2
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from app.codec.export import export_pair
+    except ImportError as exc:
+        if args.debug:
+            raise
+        if exc.name and exc.name.split(".")[0] not in EXPORT_MODULES:
+            raise
+        return _export_extra_missing()
+    try:
+        from app.codec.export import ExportError
+    except ImportError:
+        ExportError = ()  # noqa: N806 - older exporter without its own error class
+
+    try:
+        summary = export_pair(
+            out_dir=args.out_dir,
+            codebooks=args.codebooks,
+            weights=args.weights,
+            seed=args.seed,
+            tiny=args.tiny,
+            fp16_weights=args.fp16_weights,
+            check=args.check,
+        )
+    except ImportError as exc:  # an exporter that imports torch lazily
+        if args.debug or not exc.name or exc.name.split(".")[0] not in EXPORT_MODULES:
+            raise
+        return _export_extra_missing()
+    except ExportError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_lines(summary)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser and entry point
+
+# Later issues add run/devices/models/download/bench/gui: write _add_<name> and list it here.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser], None]] = [
+    _add_info,
+    _add_roundtrip,
+    _add_export,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --debug works before or after the subcommand; SUPPRESS keeps a subparser's default from
+    # overwriting a value given before the subcommand.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback on errors")
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        parents=[common],
+        description="Mimi Live: Kyutai's Mimi neural audio codec, streamed through ONNX Runtime.",
+        epilog=f"Run '{PROG} COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub, common)
+    parser.set_defaults(handler=None)
+    return parser
+
+
+def _user_error_message(exc: BaseException) -> str | None:
+    """One-line message for a user error, or None if exc is a bug that keeps its traceback."""
+    from app.audio.files import AudioFileError
+
+    # The codec modules are loaded iff the codec could have raised; no import here.
+    codec_errors = tuple(
+        cls
+        for cls in (getattr(sys.modules.get(m), "CodecError", None) for m in ("app.codec.errors", "app.codec"))
+        if isinstance(cls, type)
+    )
+    if isinstance(exc, (UserError, AudioFileError, *codec_errors)):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        if exc.filename is not None and exc.strerror:
+            text = f"{exc.filename}: {exc.strerror}"
+        else:
+            text = str(exc)
+    else:
+        return None
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.debug = getattr(args, "debug", False)
+    if args.handler is None:
+        print(GUI_NOT_YET)
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        message = None if args.debug else _user_error_message(exc)
+        if message is None:
+            raise
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The zero-row decoder edit: run a K-codebook Mimi decoder with k < K codebooks.
+
+The decoder looks each code up in a per-codebook table (``Gather`` on an
+initializer of shape ``[codebook_size, dim]``, fp16 variants adding a ``Cast``
+before or after it) and sums the rows. The first k codes of a K-codebook
+encoding are exactly the k-codebook encoding, so giving every table one extra
+all-zero row (index ``codebook_size``) and feeding that index to the dropped
+codebooks decodes with k codebooks exactly.
+
+The edited decoder is written once per source file under
+``<data dir>/decoders/<key>/decoder_model.onnx`` and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import platformdirs
+from onnx import numpy_helper
+
+from ..config import APP_AUTHOR, APP_ID
+from .errors import ModelError, one_line
+
+__all__ = [
+    "CODES_INPUT",
+    "DATA_DIR_ENV",
+    "CodebookEditUnsupported",
+    "CodebookTable",
+    "data_dir",
+    "find_codebook_tables",
+    "add_zero_rows",
+    "decoder_with_zero_rows",
+]
+
+CODES_INPUT = "audio_codes"
+DATA_DIR_ENV = "MIMI_LIVE_DATA_DIR"
+# Bump when the edit changes, so stale cached decoders are not reused.
+_EDIT_VERSION = 1
+# Ops whose outputs depend on the shape of the codes, not on their values.
+_SHAPE_OPS = {"Shape", "Size"}
+
+
+class CodebookEditUnsupported(ModelError):
+    """The decoder graph does not have the codebook-table pattern the edit needs."""
+
+
+@dataclass(frozen=True)
+class CodebookTable:
+    """One codebook lookup found in the decoder graph."""
+
+    gather: str  # output name of the Gather node that reads the codes
+    tensor: str  # name of the initializer (or Constant output) holding the table
+    rows: int  # codebook_size
+    dim: int
+    elem_type: int  # onnx.TensorProto data type of the stored table
+    cast: str | None  # output of the Cast between table and Gather, if any
+
+
+def data_dir() -> Path:
+    """The app's data folder (``MIMI_LIVE_DATA_DIR`` overrides the platform default)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
+
+
+def _constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    tensors = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    tensors[node.output[0]] = attr.t
+    return tensors
+
+
+def find_codebook_tables(
+    model: onnx.ModelProto, num_codebooks: int, file_label: str = "decoder_model.onnx"
+) -> tuple[CodebookTable, ...]:
+    """Find the ``num_codebooks`` code-indexed tables, or raise CodebookEditUnsupported.
+
+    Works on a model loaded with or without external data (only dims and
+    types are read).
+    """
+    graph = model.graph
+    constants = _constant_tensors(graph)
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def unsupported(reason: str) -> CodebookEditUnsupported:
+        return CodebookEditUnsupported(f"{file_label}: cannot add zero codebook rows: {reason}")
+
+    if CODES_INPUT not in {i.name for i in graph.input}:
+        raise unsupported(f"no '{CODES_INPUT}' input")
+
+    # Follow the values of the codes forward (nodes are topologically sorted)
+    # until they become indices of a Gather on a constant table.
+    derived = {CODES_INPUT}
+    tables: list[CodebookTable] = []
+    for node in graph.node:
+        if node.op_type in _SHAPE_OPS or not any(name in derived for name in node.input):
+            continue
+        is_lookup = (
+            node.op_type == "Gather" and len(node.input) == 2
+            and node.input[1] in derived and node.input[0] not in derived
+        )
+        if not is_lookup:
+            derived.update(node.output)
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        data, cast = node.input[0], None
+        if data not in constants and data in producers and producers[data].op_type == "Cast":
+            cast, data = data, producers[data].input[0]
+        if data not in constants:
+            source = producers[data].op_type if data in producers else "a graph input"
+            raise unsupported(f"Gather '{node.output[0]}' reads its table from {source}, not a stored table")
+        dims = list(constants[data].dims)
+        if len(dims) != 2 or axis != 0:
+            raise unsupported(
+                f"table '{data}' has shape {dims} (Gather axis {axis}), expected [codebook_size, dim] on axis 0"
+            )
+        tables.append(CodebookTable(node.output[0], data, dims[0], dims[1], constants[data].data_type, cast))
+
+    if len(tables) != num_codebooks:
+        raise unsupported(f"found {len(tables)} code-indexed tables, expected {num_codebooks} (one per codebook)")
+    shapes = {(t.rows, t.dim) for t in tables}
+    if len(shapes) != 1:
+        raise unsupported(f"codebook tables differ in shape: {sorted(shapes)}")
+    # A table also read by something else would change that reader too.
+    lookups = {t.gather for t in tables}
+    for table in tables:
+        for name in filter(None, (table.tensor, table.cast)):
+            for reader in consumers.get(name, []):
+                if reader.output[0] not in lookups and reader.output[0] != table.cast:
+                    raise unsupported(f"table '{table.tensor}' is also read by {reader.op_type} '{reader.output[0]}'")
+    return tuple(tables)
+
+
+def _set_first_dim(graph: onnx.GraphProto, names: set[str], rows: int) -> None:
+    # Stale declared shapes would contradict the edited table.
+    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
+        if info.name in names and info.type.tensor_type.shape.dim:
+            info.type.tensor_type.shape.dim[0].dim_value = rows
+
+
+def add_zero_rows(model: onnx.ModelProto, tables: tuple[CodebookTable, ...]) -> None:
+    """Append one all-zero row to each table, in place, keeping its dtype.
+
+    The model must have been loaded with its external data.
+    """
+    graph = model.graph
+    replacements: dict[str, onnx.TensorProto] = {}
+    for name in {t.tensor for t in tables}:
+        old = _constant_tensors(graph)[name]
+        array = numpy_helper.to_array(old)
+        grown = np.concatenate([array, np.zeros((1, array.shape[1]), dtype=array.dtype)], axis=0)
+        replacements[name] = numpy_helper.from_array(grown, name=old.name)
+    for tensor in graph.initializer:
+        if tensor.name in replacements:
+            tensor.CopyFrom(replacements[tensor.name])
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output[0] in replacements:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    new = replacements[node.output[0]]
+                    new.name = attr.t.name
+                    attr.t.CopyFrom(new)
+    rows = tables[0].rows + 1
+    _set_first_dim(graph, {t.tensor for t in tables} | {t.cast for t in tables if t.cast}, rows)
+
+
+def _cache_key(decoder_path: Path) -> str:
+    stat = decoder_path.stat()
+    text = f"v{_EDIT_VERSION}|{decoder_path}|{stat.st_size}|{stat.st_mtime_ns}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def _codebook_count(model: onnx.ModelProto, decoder_path: Path) -> int:
+    for info in model.graph.input:
+        if info.name == CODES_INPUT:
+            dims = info.type.tensor_type.shape.dim
+            if len(dims) == 3 and dims[1].HasField("dim_value"):
+                return dims[1].dim_value
+    # Fall back to the spec that ships with the decoder.
+    from .spec import parse_state_spec
+
+    return parse_state_spec(decoder_path.parent / "state_spec.txt").num_codebooks
+
+
+def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) -> Path:
+    """Return the path of ``decoder_path`` edited with zero rows, creating it once.
+
+    ``cache_dir`` holds one ``<key>/decoder_model.onnx`` per source decoder
+    (default ``data_dir() / "decoders"``); the key changes when the source
+    file's path, size or mtime does. Raises CodebookEditUnsupported if the
+    graph lacks the pattern, ModelError if the file cannot be read.
+    """
+    decoder_path = Path(decoder_path).resolve()
+    if not decoder_path.is_file():
+        raise ModelError(f"{decoder_path}: decoder file not found")
+    root = Path(cache_dir) if cache_dir is not None else data_dir() / "decoders"
+    target = root / _cache_key(decoder_path) / "decoder_model.onnx"
+    if target.is_file():
+        return target
+
+    try:
+        model = onnx.load(str(decoder_path))
+    except Exception as exc:  # protobuf and onnx raise many kinds
+        raise ModelError(f"{decoder_path.name}: cannot read ONNX model: {one_line(exc)}") from exc
+    tables = find_codebook_tables(model, _codebook_count(model, decoder_path), decoder_path.name)
+    add_zero_rows(model, tables)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename, so a crash never leaves a half file
+    # where the next start would find it.
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".decoder_model.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save_model(model, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target

@@ -1,0 +1,216 @@
+"""StreamingCodec: Mimi encode/decode over the published streaming ONNX models.
+
+Each direction keeps its conv states and KV cache between calls, so a stream
+can be fed in chunks of any whole number of 80 ms frames and gives the same
+result as feeding it at once. Not thread-safe: call it from one worker thread.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+from .codebooks import decoder_with_zero_rows
+from .contract import ModelContract, load_contract, model_files
+from .errors import InputError, ModelError, one_line
+
+__all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "StreamingCodec"]
+
+
+@dataclass
+class _StreamState:
+    """The past_* tensors of one direction; present outputs replace them after each call."""
+
+    initial: dict[str, np.ndarray]
+    # Position in the session outputs -> past input it feeds next call.
+    feedback: tuple[tuple[int, str], ...]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for array in self.initial.values():
+            array.flags.writeable = False  # shared by every reset; never mutated
+        self.reset()
+
+    def reset(self) -> None:
+        self.values = dict(self.initial)
+
+    def update(self, outputs: list[np.ndarray]) -> None:
+        # Outputs are fresh arrays owned by us: keep them as they are, no copy.
+        for index, name in self.feedback:
+            self.values[name] = outputs[index]
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    # One op at a time: the graphs are a chain, and parallel branches only add jitter.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+def _open_session(path: Path, options: ort.SessionOptions, remedy: str) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path.name}: onnxruntime cannot load it ({one_line(exc)}); {remedy}") from exc
+
+
+def _initial_state(
+    input_names: tuple[str, ...], output_names: tuple[str, ...], contract: ModelContract, shapes: dict[str, tuple]
+) -> _StreamState:
+    kv_shape = (1, contract.kv_heads, 0, contract.kv_head_dim)
+    initial = {
+        name: np.zeros(shapes.get(name, kv_shape), dtype=np.float32) for name in input_names[1:]
+    }
+    feedback = tuple(
+        (index, "past_" + name[len("present_"):]) for index, name in enumerate(output_names) if index > 0
+    )
+    return _StreamState(initial=initial, feedback=feedback)
+
+
+class StreamingCodec:
+    """Streaming Mimi codec: float32 24 kHz mono <-> int64 codes ``[k, frames]``."""
+
+    sample_rate = SAMPLE_RATE_HZ
+    frame_size = FRAME_SIZE
+
+    def __init__(self, folder: Path | str, codebooks: int | None = None, threads: int | None = None) -> None:
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {threads!r}")
+        folder = Path(folder)
+        encoder_path, decoder_path, _ = model_files(folder)
+        self._options = _session_options(threads)
+        self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
+        full_decoder = _open_session(decoder_path, self._options, "re-download the model folder")
+        self.contract: ModelContract = load_contract(folder, self._encoder, full_decoder)
+
+        c = self.contract
+        self.max_codebooks: int = c.num_codebooks
+        if c.zero_row_problem is None and c.codebook_size is not None:
+            self.codebook_choices: tuple[int, ...] = tuple(range(1, c.num_codebooks + 1))
+            self.codebook_note: str | None = None
+        else:
+            self.codebook_choices = (c.num_codebooks,)
+            self.codebook_note = f"only {c.num_codebooks} codebooks available: {c.zero_row_problem}"
+        # Decoder sessions keyed by "uses the zero-row edit", loaded on first use.
+        self._decoders: dict[bool, ort.InferenceSession] = {False: full_decoder}
+
+        enc_shapes = {s.input_name: s.shape for s in c.spec.encoder}
+        dec_shapes = {s.input_name: s.shape for s in c.spec.decoder}
+        self._enc_state = _initial_state(c.encoder_inputs, c.encoder_outputs, c, enc_shapes)
+        self._dec_state = _initial_state(c.decoder_inputs, c.decoder_outputs, c, dec_shapes)
+        self.last_encode_ms = 0.0
+        self.last_decode_ms = 0.0
+        self.num_codebooks: int = c.num_codebooks
+        self._decoder = full_decoder
+        self.set_codebooks(c.num_codebooks if codebooks is None else codebooks)
+        if self.num_codebooks < self.max_codebooks:
+            # Only needed again if k goes back to K; a full-size decoder is ~100-200 MB.
+            del self._decoders[False]
+
+    # -- configuration -------------------------------------------------
+
+    def set_codebooks(self, codebooks: int) -> None:
+        """Switch the active codebook count k; the stream state carries on.
+
+        k < K runs the zero-row decoder (built and cached on first use). The
+        decoder state stays valid because both decoders share their state I/O.
+        """
+        if not isinstance(codebooks, (int, np.integer)) or isinstance(codebooks, bool):
+            raise InputError(f"codebooks must be an integer, got {codebooks!r}")
+        if codebooks not in self.codebook_choices:
+            first, last = self.codebook_choices[0], self.codebook_choices[-1]
+            choices = str(last) if first == last else f"{first}..{last}"
+            extra = f" ({self.codebook_note})" if self.codebook_note else ""
+            raise InputError(f"{codebooks} codebooks is not available for this model: choose {choices}{extra}")
+        edited = codebooks < self.max_codebooks
+        if edited not in self._decoders:
+            if edited:
+                path = decoder_with_zero_rows(self.contract.decoder_path)
+                remedy = f"delete {path.parent} to rebuild it"
+            else:
+                path, remedy = self.contract.decoder_path, "re-download the model folder"
+            self._decoders[edited] = _open_session(path, self._options, remedy)
+        self._decoder = self._decoders[edited]
+        self.num_codebooks = int(codebooks)
+
+    @property
+    def bitrate_bps(self) -> float | None:
+        """Code bitrate at the active codebook count (None if the codebook size is unknown)."""
+        size = self.contract.codebook_size
+        if size is None:
+            return None
+        return self.num_codebooks * math.log2(size) * FRAME_RATE_HZ
+
+    @property
+    def kv_length(self) -> tuple[int, int]:
+        """Current (encoder, decoder) KV cache length in tokens."""
+        return (
+            int(self._enc_state.values["past_key_0"].shape[2]),
+            int(self._dec_state.values["past_key_0"].shape[2]),
+        )
+
+    def reset(self) -> None:
+        """Start a new stream: zero conv states and empty KV caches in both directions."""
+        self._enc_state.reset()
+        self._dec_state.reset()
+
+    # -- streaming -----------------------------------------------------
+
+    def encode(self, pcm: np.ndarray) -> np.ndarray:
+        """Encode 1-D float audio (a positive multiple of 1920 samples) to codes ``[k, frames]`` int64."""
+        start = time.perf_counter()
+        if not isinstance(pcm, np.ndarray):
+            raise InputError(f"audio must be a numpy array, got {type(pcm).__name__}")
+        if pcm.ndim != 1:
+            raise InputError(f"audio must be 1-D mono samples, got shape {pcm.shape}")
+        if pcm.dtype not in (np.float32, np.float64):
+            raise InputError(f"audio must be float32 or float64 samples, got {pcm.dtype}")
+        if pcm.size == 0 or pcm.size % FRAME_SIZE:
+            raise InputError(
+                f"audio length {pcm.size} is not a positive multiple of {FRAME_SIZE} samples (80 ms at 24 kHz); "
+                "buffer whole frames before encoding"
+            )
+        if not np.isfinite(pcm).all():
+            raise InputError("audio contains NaN or infinite samples")
+        samples = np.ascontiguousarray(pcm, dtype=np.float32).reshape(1, 1, -1)
+        state = self._enc_state
+        outputs = self._encoder.run(None, {"input_values": samples, **state.values})
+        self.last_encode_ms = (time.perf_counter() - start) * 1000.0
+        state.update(outputs)
+        return outputs[0][0, : self.num_codebooks]
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Decode integer codes ``[k, frames]`` to float32 audio of ``frames * 1920`` samples."""
+        start = time.perf_counter()
+        k, size = self.num_codebooks, self.contract.codebook_size
+        if not isinstance(codes, np.ndarray):
+            raise InputError(f"codes must be a numpy array, got {type(codes).__name__}")
+        if codes.ndim != 2 or codes.shape[0] != k or codes.shape[1] == 0:
+            raise InputError(f"codes must have shape [{k}, frames] with frames > 0, got {list(codes.shape)}")
+        if not np.issubdtype(codes.dtype, np.integer):
+            raise InputError(f"codes must be integers, got {codes.dtype}")
+        low, high = int(codes.min()), int(codes.max())
+        if low < 0 or (size is not None and high >= size):
+            bound = f"[0, {size})" if size is not None else "non-negative"
+            raise InputError(f"codes must be in {bound}, got values from {low} to {high}")
+        if k == self.max_codebooks:
+            full = np.ascontiguousarray(codes, dtype=np.int64)[None]
+        else:
+            # Dropped codebooks read the all-zero row the edit appended at index codebook_size.
+            full = np.full((1, self.max_codebooks, codes.shape[1]), size, dtype=np.int64)
+            full[0, :k] = codes
+        state = self._dec_state
+        outputs = self._decoder.run(None, {"audio_codes": full, **state.values})
+        self.last_decode_ms = (time.perf_counter() - start) * 1000.0
+        state.update(outputs)
+        return outputs[0][0, 0]

@@ -1,0 +1,16 @@
+"""Constants shared by every area of the app (any thread; import-only, no side effects).
+
+The audio numbers are fixed by the Mimi model and the published streaming ONNX contract
+(see shared/MIMI_CONTRACT.md): 24 kHz mono float32, one code frame per 1920 samples.
+"""
+
+APP_NAME = "Mimi Live"
+APP_ID = "mimi-live"  # console script, platformdirs folder name, log file prefix
+APP_AUTHOR = "mimi-live"
+
+SAMPLE_RATE_HZ = 24_000
+FRAME_SIZE = 1920  # samples per code frame (80 ms)
+FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_SIZE  # 12.5 code frames per second
+FRAME_MS = 1000 * FRAME_SIZE // SAMPLE_RATE_HZ  # 80
+
+assert FRAME_RATE_HZ == 12.5

@@ -1,0 +1,32 @@
+"""Shared test fixtures: the tiny model folders and an isolated app data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODEL_VARIANTS = ("tiny-8cb", "tiny-16cb", "tiny-8cb-fp16", "tiny-16cb-fp16")
+
+
+def model_dir(name: str) -> Path:
+    """Path of a tiny model fixture folder; skips the test if the exporter has not made it."""
+    folder = FIXTURES / name
+    if not (folder / "decoder_model.onnx").is_file():
+        pytest.skip(f"fixture model {name} missing: run the exporter to create tests/fixtures/{name}")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Never write edited decoders (or anything else) into the real user data dir.
+    path = tmp_path_factory.mktemp("mimi-live-data")
+    monkeypatch.setenv("MIMI_LIVE_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
