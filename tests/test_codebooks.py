@@ -192,3 +192,33 @@ def test_gather_before_cast_order(tmp_path: Path, rng: np.random.Generator) -> N
     expected = StreamingCodec(model_dir("tiny-16cb-fp16"), codebooks=5).decode(codes)
     got = StreamingCodec(folder, codebooks=5).decode(codes)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("variant", ["tiny-16cb", "tiny-16cb-fp16"])
+def test_stacked_tables_are_edited_too(tmp_path: Path, rng: np.random.Generator, variant: str) -> None:
+    """Exporters that stack the tables into one [groups, rows, dim] tensor and select one per codebook
+    (torch's dynamo exporter does) get the same exact k-of-K decoding."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir(variant), folder)
+    model = onnx.load(str(folder / "decoder_model.onnx"))
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    names = [f"codebook_{i}" + ("_fp16" if variant.endswith("fp16") else "") for i in range(16)]
+    stacked = np.stack([numpy_helper.to_array(inits[name]) for name in names])
+    for name in names:
+        graph.initializer.remove(inits[name])
+    graph.initializer.append(numpy_helper.from_array(stacked, "stacked_tables"))
+    selects = []
+    for i, name in enumerate(names):
+        graph.initializer.append(numpy_helper.from_array(np.array(i, np.int64), f"group_{i}"))
+        selects.append(helper.make_node("Gather", ["stacked_tables", f"group_{i}"], [name], axis=0))
+    for node in reversed(selects):
+        graph.node.insert(0, node)
+    onnx.save_model(model, folder / "decoder_model.onnx")
+
+    tables = find_codebook_tables(onnx.load(str(folder / "decoder_model.onnx")), 16)
+    assert {(t.tensor, t.row_axis, t.rows) for t in tables} == {("stacked_tables", 1, 64)}
+    codes = rng.integers(0, 64, size=(5, 6))
+    expected = StreamingCodec(model_dir(variant), codebooks=5).decode(codes)
+    got = StreamingCodec(folder, codebooks=5).decode(codes)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())

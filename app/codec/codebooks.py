@@ -2,7 +2,9 @@
 
 The decoder looks each code up in a per-codebook table (``Gather`` on an
 initializer of shape ``[codebook_size, dim]``, fp16 variants adding a ``Cast``
-before or after it) and sums the rows. The first k codes of a K-codebook
+before or after it; some exporters stack the tables into one
+``[groups, codebook_size, dim]`` initializer and select one per codebook) and
+sums the rows. The first k codes of a K-codebook
 encoding are exactly the k-codebook encoding, so giving every table one extra
 all-zero row (index ``codebook_size``) and feeding that index to the dropped
 codebooks decodes with k codebooks exactly.
@@ -60,6 +62,8 @@ class CodebookTable:
     dim: int
     elem_type: int  # onnx.TensorProto data type of the stored table
     cast: str | None  # output of the Cast between table and Gather, if any
+    row_axis: int = 0  # 1 when `tensor` stacks several tables as [groups, rows, dim]
+    via: tuple[str, ...] = ()  # intermediate values between `tensor` and the lookup (select, casts)
 
 
 def data_dir() -> Path:
@@ -117,18 +121,8 @@ def find_codebook_tables(
             derived.update(node.output)
             continue
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        data, cast = node.input[0], None
-        if data not in constants and data in producers and producers[data].op_type == "Cast":
-            cast, data = data, producers[data].input[0]
-        if data not in constants:
-            source = producers[data].op_type if data in producers else "a graph input"
-            raise unsupported(f"Gather '{node.output[0]}' reads its table from {source}, not a stored table")
-        dims = list(constants[data].dims)
-        if len(dims) != 2 or axis != 0:
-            raise unsupported(
-                f"table '{data}' has shape {dims} (Gather axis {axis}), expected [codebook_size, dim] on axis 0"
-            )
-        tables.append(CodebookTable(node.output[0], data, dims[0], dims[1], constants[data].data_type, cast))
+        table = _resolve_table(node, axis, constants, producers, unsupported)
+        tables.append(table)
 
     if len(tables) != num_codebooks:
         raise unsupported(f"found {len(tables)} code-indexed tables, expected {num_codebooks} (one per codebook)")
@@ -136,20 +130,55 @@ def find_codebook_tables(
     if len(shapes) != 1:
         raise unsupported(f"codebook tables differ in shape: {sorted(shapes)}")
     # A table also read by something else would change that reader too.
-    lookups = {t.gather for t in tables}
+    allowed = {t.gather for t in tables} | {name for t in tables for name in t.via}
     for table in tables:
-        for name in filter(None, (table.tensor, table.cast)):
+        for name in (table.tensor, *table.via):
             for reader in consumers.get(name, []):
-                if reader.output[0] not in lookups and reader.output[0] != table.cast:
+                if reader.output[0] not in allowed:
                     raise unsupported(f"table '{table.tensor}' is also read by {reader.op_type} '{reader.output[0]}'")
     return tuple(tables)
 
 
-def _set_first_dim(graph: onnx.GraphProto, names: set[str], rows: int) -> None:
-    # Stale declared shapes would contradict the edited table.
-    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if info.name in names and info.type.tensor_type.shape.dim:
-            info.type.tensor_type.shape.dim[0].dim_value = rows
+def _resolve_table(node, axis, constants, producers, unsupported) -> CodebookTable:
+    """Walks back from a code lookup to the stored table it reads (through Casts and a stack select)."""
+
+    def through_cast(name: str, via: list[str]) -> str:
+        if name not in constants and name in producers and producers[name].op_type == "Cast":
+            via.append(name)
+            return producers[name].input[0]
+        return name
+
+    via: list[str] = []
+    data = through_cast(node.input[0], via)
+    cast = via[0] if via else None
+    row_axis = 0
+    select = producers.get(data) if data not in constants else None
+    if select is not None and select.op_type == "Gather":
+        # A stacked [groups, rows, dim] table, one group picked by a constant scalar index.
+        select_axis = next((a.i for a in select.attribute if a.name == "axis"), 0)
+        index = constants.get(select.input[1])
+        if select_axis == 0 and index is not None and len(index.dims) == 0:
+            via.append(data)
+            data = through_cast(select.input[0], via)
+            row_axis = 1
+    if data not in constants:
+        source = producers[data].op_type if data in producers else "a graph input"
+        raise unsupported(f"Gather '{node.output[0]}' reads its table from {source}, not a stored table")
+    dims = list(constants[data].dims)
+    if len(dims) != 2 + row_axis or axis != 0:
+        expected = "[groups, codebook_size, dim]" if row_axis else "[codebook_size, dim]"
+        raise unsupported(f"table '{data}' has shape {dims} (Gather axis {axis}), expected {expected} on axis 0")
+    return CodebookTable(node.output[0], data, dims[row_axis], dims[row_axis + 1], constants[data].data_type,
+                         cast, row_axis, tuple(via))
+
+
+def _drop_stale_shapes(graph: onnx.GraphProto, tables: tuple[CodebookTable, ...]) -> None:
+    # Declared shapes of the tables and of what is derived from them would contradict the edit;
+    # onnxruntime infers them again.
+    names = {t.tensor for t in tables} | {name for t in tables for name in t.via}
+    for container in (graph.input, graph.value_info):
+        for info in [i for i in container if i.name in names]:
+            container.remove(info)
 
 
 def add_zero_rows(model: onnx.ModelProto, tables: tuple[CodebookTable, ...]) -> None:
@@ -159,10 +188,12 @@ def add_zero_rows(model: onnx.ModelProto, tables: tuple[CodebookTable, ...]) -> 
     """
     graph = model.graph
     replacements: dict[str, onnx.TensorProto] = {}
-    for name in {t.tensor for t in tables}:
+    for name, row_axis in {(t.tensor, t.row_axis) for t in tables}:
         old = _constant_tensors(graph)[name]
         array = numpy_helper.to_array(old)
-        grown = np.concatenate([array, np.zeros((1, array.shape[1]), dtype=array.dtype)], axis=0)
+        zero_shape = list(array.shape)
+        zero_shape[row_axis] = 1
+        grown = np.concatenate([array, np.zeros(zero_shape, dtype=array.dtype)], axis=row_axis)
         replacements[name] = numpy_helper.from_array(grown, name=old.name)
     for tensor in graph.initializer:
         if tensor.name in replacements:
@@ -174,8 +205,7 @@ def add_zero_rows(model: onnx.ModelProto, tables: tuple[CodebookTable, ...]) -> 
                     new = replacements[node.output[0]]
                     new.name = attr.t.name
                     attr.t.CopyFrom(new)
-    rows = tables[0].rows + 1
-    _set_first_dim(graph, {t.tensor for t in tables} | {t.cast for t in tables if t.cast}, rows)
+    _drop_stale_shapes(graph, tables)
 
 
 def _cache_key(decoder_path: Path) -> str:
