@@ -25,7 +25,6 @@ from app.config import APP_ID, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_
 
 PROG = APP_ID
 EXPORT_EXTRA_HINT = f"{PROG} export needs the export extra: pip install 'mimi-live[export]'"
-GUI_NOT_YET = f"{PROG}: the GUI arrives with issue 4; for now use one of the subcommands below."
 PROGRESS_MIN_DURATION_S = 10.0  # shorter files finish before a progress bar would help
 EXPORT_MODULES = {"torch", "transformers", "onnxscript", "onnx"}
 
@@ -365,6 +364,139 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# run, devices (the live engine, headless)
+
+METRICS_POLL_S = 0.1
+
+
+def _kv_window(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    return _positive_int(text)
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("run", parents=[common], help="stream live audio through the codec, headless",
+                       description="Microphone (or a looped file, or a tone) -> Mimi -> speaker, until "
+                       "--duration ends or Ctrl-C; then a summary.")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--input-device", type=_device, metavar="X", help="input device index or name part")
+    p.add_argument("--output-device", type=_device, metavar="Y", help="output device index or name part")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--input-file", type=Path, metavar="F", help="play this file in a loop instead of the microphone")
+    source.add_argument("--tone", type=float, metavar="HZ", help="play a test tone instead of the microphone")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="N", help="audio per codec call (80..560)")
+    p.add_argument("--codebooks", type=_positive_int, metavar="k", help="codebooks to decode with (default all)")
+    p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none",
+                   help="KV cache window in tokens (default 250 = 10 s; none = grow)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--monitor", choices=("codec", "bypass", "residual"), default="codec",
+                   help="what the speaker plays (default codec)")
+    p.add_argument("--bypass", dest="monitor", action="store_const", const="bypass", help="same as --monitor bypass")
+    p.add_argument("--record", type=Path, metavar="DIR", help="record input and reconstruction as WAV files here")
+    p.add_argument("--device-latency-ms", type=_positive_int, default=10, metavar="MS",
+                   help="latency asked of the audio devices (default 10; raise it if you hear dropouts)")
+    p.add_argument("--metrics-out", type=Path, metavar="F.jsonl", help="write one JSON line per chunk")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _metrics_row(m) -> dict:
+    row = {name: getattr(m, name) for name in m.__slots__ if name != "codes"}
+    row["codes"] = m.codes.tolist()
+    return row
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from app.audio.engine import Engine, EngineConfig
+    from app.audio.metrics import EngineEvent
+
+    source = "file" if args.input_file else "tone" if args.tone else "mic"
+    config = EngineConfig(model=args.model, codebooks=args.codebooks, chunk_ms=args.chunk_ms,
+                          kv_window=args.kv_window, threads=args.threads, source=source,
+                          input_file=args.input_file, tone_hz=args.tone or 440.0,
+                          input_device=args.input_device, output_device=args.output_device,
+                          monitor=args.monitor, record_dir=args.record,
+                          device_latency_s=args.device_latency_ms / 1000)
+    engine = Engine()
+    metrics_file = open(args.metrics_out, "w", encoding="utf-8") if args.metrics_out else None
+    reason = "duration reached"
+    try:
+        engine.start(config)
+        print(f"{PROG}: streaming; Ctrl-C stops", file=sys.stderr)
+        deadline = time.monotonic() + args.duration if args.duration else math.inf
+        while engine.running and time.monotonic() < deadline:
+            time.sleep(METRICS_POLL_S)
+            for item in engine.queue.drain():
+                if isinstance(item, EngineEvent):
+                    print(f"{PROG}: {item.kind}: {item.message}", file=sys.stderr)
+                elif metrics_file is not None:
+                    metrics_file.write(json.dumps(_metrics_row(item)) + "\n")
+        if not engine.running:
+            reason = engine.stop_reason or "stopped"
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C)"
+    finally:
+        summary = engine.stop(reason)
+        if metrics_file is not None:
+            for item in engine.queue.drain():
+                if not isinstance(item, EngineEvent):
+                    metrics_file.write(json.dumps(_metrics_row(item)) + "\n")
+            metrics_file.close()
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_lines(summary)
+    return 0 if reason in ("duration reached", "interrupted (Ctrl-C)") else 1
+
+
+def _add_devices(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("devices", parents=[common], help="list audio devices",
+                       description="List the audio devices PortAudio sees (index, name, channels, rate).")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(handler=_cmd_devices)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from app.audio.devices import list_devices
+
+    devices = list_devices()
+    if args.json:
+        _print_json([asdict(d) for d in devices])
+        return 0
+    for d in devices:
+        print(f"{d.index:3d}  {d.name}  (in {d.max_input_channels}, out {d.max_output_channels}, "
+              f"{d.default_samplerate:.0f} Hz, {d.hostapi})")
+    if not devices:
+        print("no audio devices found")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# gui
+
+
+def _add_gui(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("gui", parents=[common], help="open the Mimi Live window (the default)",
+                       description="Open the Mimi Live window (what `mimi-live` with no command does).")
+    p.add_argument("--model", type=Path, metavar="DIR", help="model folder to open (added to the model list)")
+    p.set_defaults(handler=_cmd_gui)
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from app.ui.app import run_gui
+
+    return run_gui(["--model", str(args.model)] if args.model else [])
+
+
+# ---------------------------------------------------------------------------------------------
 # Parser and entry point
 
 # Later issues add run/devices/models/download/bench/gui: write _add_<name> and list it here.
@@ -372,6 +504,9 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser]
     _add_info,
     _add_roundtrip,
     _add_export,
+    _add_run,
+    _add_devices,
+    _add_gui,
 ]
 
 
@@ -400,10 +535,10 @@ def _user_error_message(exc: BaseException) -> str | None:
     from app.audio.files import AudioFileError
 
     # The codec modules are loaded iff the codec could have raised; no import here.
+    known = (("app.codec.errors", "CodecError"), ("app.audio.engine", "EngineError"),
+             ("app.audio.devices", "DeviceError"), ("app.audio.recorder", "RecordingError"))
     codec_errors = tuple(
-        cls
-        for cls in (getattr(sys.modules.get(m), "CodecError", None) for m in ("app.codec.errors", "app.codec"))
-        if isinstance(cls, type)
+        cls for cls in (getattr(sys.modules.get(m), name, None) for m, name in known) if isinstance(cls, type)
     )
     if isinstance(exc, (UserError, AudioFileError, *codec_errors)):
         text = str(exc)
@@ -422,9 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
     if args.handler is None:
-        print(GUI_NOT_YET)
-        parser.print_help()
-        return 0
+        from app.ui.app import run_gui
+
+        return run_gui([])
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

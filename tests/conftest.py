@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# GUI tests are headless wherever they run (before any Qt import); set it yourself to watch them.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL_VARIANTS = ("tiny-8cb", "tiny-16cb", "tiny-8cb-fp16", "tiny-16cb-fp16")
@@ -30,3 +34,26 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def pulse_server():
+    """A private PulseAudio daemon with null sinks `mic` and `speaker` (see tests/pulse.py).
+
+    Skips when PulseAudio is missing or will not start, unless MIMI_LIVE_REQUIRE_PULSE=1 (CI),
+    where that is a failure.
+    """
+    import os
+
+    from pulse import PulseUnavailable, start_pulse_server  # tests/pulse.py
+
+    try:
+        server = start_pulse_server()
+    except PulseUnavailable as exc:
+        if os.environ.get("MIMI_LIVE_REQUIRE_PULSE") == "1":
+            pytest.fail(f"no PulseAudio (MIMI_LIVE_REQUIRE_PULSE=1): {exc}")
+        pytest.skip(f"no PulseAudio: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -291,14 +291,6 @@ def test_export_without_torch_says_which_extra(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
-def test_no_subcommand_prints_help(capsys):
-    assert main([]) == 0
-    out = capsys.readouterr().out
-    assert "GUI arrives with issue 4" in out
-    for command in ("info", "roundtrip", "export"):
-        assert command in out
-
-
 def test_python_m_app_help():
     result = subprocess.run([sys.executable, "-m", "app", "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)

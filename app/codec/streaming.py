@@ -3,6 +3,11 @@
 Each direction keeps its conv states and KV cache between calls, so a stream
 can be fed in chunks of any whole number of 80 ms frames and gives the same
 result as feeding it at once. Not thread-safe: call it from one worker thread.
+
+The transformer KV caches are kept to the newest ``kv_window`` tokens (default
+250, Mimi's trained context) so cost stays flat over hours; the graphs' position
+layout is probed at load and the window turns itself off (with ``kv_warning``)
+if the layout is not the one the re-basing relies on. See ``kvwindow``.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, load_contract, model_files
 from .errors import InputError, ModelError, one_line
+from .kvwindow import DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
 
-__all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "StreamingCodec"]
+__all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
+
+_PROBE_SEED = 20240
 
 
 @dataclass
@@ -30,20 +38,35 @@ class _StreamState:
     initial: dict[str, np.ndarray]
     # Position in the session outputs -> past input it feeds next call.
     feedback: tuple[tuple[int, str], ...]
+    # Position in the session outputs where present_key_0 starts (KV outputs run to the end).
+    kv_start: int = 0
     values: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for array in self.initial.values():
             array.flags.writeable = False  # shared by every reset; never mutated
+        self.kv_names = tuple(name for _, name in self.feedback[self.kv_start - 1 :])
         self.reset()
 
     def reset(self) -> None:
         self.values = dict(self.initial)
 
-    def update(self, outputs: list[np.ndarray]) -> None:
+    def update(self, outputs: list[np.ndarray], window: KVWindow) -> None:
         # Outputs are fresh arrays owned by us: keep them as they are, no copy.
+        kv = window.trim(outputs[self.kv_start :])
         for index, name in self.feedback:
-            self.values[name] = outputs[index]
+            self.values[name] = outputs[index] if index < self.kv_start else kv[index - self.kv_start]
+
+    def fit(self, window: KVWindow) -> None:
+        """Trim the stored past now if it is longer than the window (after set_kv_window)."""
+        limit = window.effective
+        if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
+            kv = window.trim([self.values[name] for name in self.kv_names])
+            self.values.update(zip(self.kv_names, kv))
+
+    def conv_feeds(self) -> dict[str, np.ndarray]:
+        kv = set(self.kv_names)
+        return {name: value for name, value in self.initial.items() if name not in kv}
 
 
 def _session_options(threads: int | None) -> ort.SessionOptions:
@@ -74,7 +97,17 @@ def _initial_state(
     feedback = tuple(
         (index, "past_" + name[len("present_"):]) for index, name in enumerate(output_names) if index > 0
     )
-    return _StreamState(initial=initial, feedback=feedback)
+    # The contract puts the KV outputs last, starting with present_key_0 (load_contract checked it).
+    kv_start = output_names.index("present_key_0")
+    return _StreamState(initial=initial, feedback=feedback, kv_start=kv_start)
+
+
+def _check_window(window: object) -> int | None:
+    if window is None:
+        return None
+    if not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1:
+        raise InputError(f"kv_window must be a positive number of tokens or None (grow), got {window!r}")
+    return int(window)
 
 
 class StreamingCodec:
@@ -83,7 +116,11 @@ class StreamingCodec:
     sample_rate = SAMPLE_RATE_HZ
     frame_size = FRAME_SIZE
 
-    def __init__(self, folder: Path | str, codebooks: int | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, folder: Path | str, codebooks: int | None = None, threads: int | None = None,
+        kv_window: int | None = DEFAULT_KV_WINDOW,
+    ) -> None:
+        kv_window = _check_window(kv_window)
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         folder = Path(folder)
@@ -108,6 +145,8 @@ class StreamingCodec:
         dec_shapes = {s.input_name: s.shape for s in c.spec.decoder}
         self._enc_state = _initial_state(c.encoder_inputs, c.encoder_outputs, c, enc_shapes)
         self._dec_state = _initial_state(c.decoder_inputs, c.decoder_outputs, c, dec_shapes)
+        self._kv_window = kv_window
+        self._enc_window, self._dec_window = self._probe_windows(full_decoder, kv_window)
         self.last_encode_ms = 0.0
         self.last_decode_ms = 0.0
         self.num_codebooks: int = c.num_codebooks
@@ -117,7 +156,50 @@ class StreamingCodec:
             # Only needed again if k goes back to K; a full-size decoder is ~100-200 MB.
             del self._decoders[False]
 
+    def _probe_windows(self, decoder: ort.InferenceSession, window: int | None) -> tuple[KVWindow, KVWindow]:
+        """One frame through each graph, empty vs short random cache; the codec's state is not touched."""
+        c = self.contract
+        rng = np.random.default_rng(_PROBE_SEED)
+        pcm = (0.1 * rng.standard_normal((1, 1, FRAME_SIZE))).astype(np.float32)
+        codes = rng.integers(0, c.codebook_size or 1, size=(1, c.num_codebooks, 1), dtype=np.int64)
+        windows = []
+        for session, first, value, state, path in (
+            (self._encoder, "input_values", pcm, self._enc_state, c.encoder_path),
+            (decoder, "audio_codes", codes, self._dec_state, c.decoder_path),
+        ):
+            layout = probe_positions(
+                session, first, value, state.conv_feeds(), list(state.kv_names), c.kv_heads, c.kv_head_dim
+            )
+            windows.append(KVWindow(window, layout, c.kv_head_dim, model_name=path.name))
+        return windows[0], windows[1]
+
     # -- configuration -------------------------------------------------
+
+    def set_kv_window(self, window: int | None) -> None:
+        """Change the KV window (tokens, None = grow); applies from the next encode/decode call.
+
+        Shrinking trims the stored caches at the start of the next call; growing
+        lets them grow back up to the new size. The stream carries on.
+        """
+        window = _check_window(window)
+        self._enc_window.window = self._dec_window.window = window
+        self._kv_window = window
+
+    @property
+    def kv_window(self) -> int | None:
+        """The requested KV window in tokens (None = grow); see kv_warning for whether it applies."""
+        return self._kv_window
+
+    @property
+    def position_layouts(self) -> tuple[PositionLayout, PositionLayout]:
+        """(encoder, decoder) rotary position layouts found by the load-time probe."""
+        return self._enc_window.layout, self._dec_window.layout
+
+    @property
+    def kv_warning(self) -> str | None:
+        """Why the requested KV window is not applied (per model file), or None."""
+        warnings = [w for w in (self._enc_window.warning, self._dec_window.warning) if w]
+        return "; ".join(warnings) if warnings else None
 
     def set_codebooks(self, codebooks: int) -> None:
         """Switch the active codebook count k; the stream state carries on.
@@ -153,7 +235,7 @@ class StreamingCodec:
 
     @property
     def kv_length(self) -> tuple[int, int]:
-        """Current (encoder, decoder) KV cache length in tokens."""
+        """Current (encoder, decoder) stored KV cache length in tokens (at most the window when it applies)."""
         return (
             int(self._enc_state.values["past_key_0"].shape[2]),
             int(self._dec_state.values["past_key_0"].shape[2]),
@@ -184,9 +266,10 @@ class StreamingCodec:
             raise InputError("audio contains NaN or infinite samples")
         samples = np.ascontiguousarray(pcm, dtype=np.float32).reshape(1, 1, -1)
         state = self._enc_state
+        state.fit(self._enc_window)
         outputs = self._encoder.run(None, {"input_values": samples, **state.values})
+        state.update(outputs, self._enc_window)
         self.last_encode_ms = (time.perf_counter() - start) * 1000.0
-        state.update(outputs)
         return outputs[0][0, : self.num_codebooks]
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -210,7 +293,8 @@ class StreamingCodec:
             full = np.full((1, self.max_codebooks, codes.shape[1]), size, dtype=np.int64)
             full[0, :k] = codes
         state = self._dec_state
+        state.fit(self._dec_window)
         outputs = self._decoder.run(None, {"audio_codes": full, **state.values})
+        state.update(outputs, self._dec_window)
         self.last_decode_ms = (time.perf_counter() - start) * 1000.0
-        state.update(outputs)
         return outputs[0][0, 0]

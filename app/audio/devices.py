@@ -1,0 +1,152 @@
+"""Audio device listing and lookup over sounddevice/PortAudio (caller's thread; no Qt).
+
+sounddevice is imported lazily, inside the functions: it raises OSError at import time when the
+PortAudio library is missing, and the rest of the app (file round trips, model info, tests) must
+work without it. That case becomes AudioUnavailable with an install hint.
+
+Every failure is a DeviceError whose message is one line saying what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Literal
+
+from app.config import APP_ID
+
+__all__ = [
+    "AudioUnavailable",
+    "DeviceError",
+    "DeviceInfo",
+    "Kind",
+    "import_sounddevice",
+    "list_devices",
+    "resolve_device",
+]
+
+Kind = Literal["input", "output"]
+
+LIST_HINT = f"run `{APP_ID} devices` to list them"
+
+
+class DeviceError(Exception):
+    """An audio device cannot be found, opened or kept running; the message is one line."""
+
+
+class AudioUnavailable(DeviceError):
+    """PortAudio itself cannot be loaded, so there is no audio device at all."""
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def import_sounddevice() -> ModuleType:
+    """Import sounddevice, turning a missing PortAudio library into AudioUnavailable."""
+    try:
+        import sounddevice
+    except OSError as exc:  # sounddevice raises OSError("PortAudio library not found")
+        raise AudioUnavailable(
+            f"PortAudio is not available ({_one_line(exc)}): install it, "
+            "e.g. `sudo apt install libportaudio2`"
+        ) from exc
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    index: int
+    name: str
+    hostapi: str  # host API name, e.g. "ALSA", "Windows WASAPI"
+    max_input_channels: int
+    max_output_channels: int
+    default_samplerate: float
+
+    def channels(self, kind: Kind) -> int:
+        return self.max_input_channels if kind == "input" else self.max_output_channels
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every device PortAudio reports, in index order."""
+    sd = import_sounddevice()
+    try:
+        raw_devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+    except sd.PortAudioError as exc:
+        raise DeviceError(f"cannot list audio devices ({_one_line(exc)})") from exc
+    devices = []
+    for position, dev in enumerate(raw_devices):
+        api_index = int(dev.get("hostapi", -1))
+        api_name = (hostapis[api_index]["name"]
+                    if 0 <= api_index < len(hostapis) else str(api_index))
+        devices.append(DeviceInfo(
+            index=int(dev.get("index", position)),
+            name=str(dev["name"]),
+            hostapi=str(api_name),
+            max_input_channels=int(dev["max_input_channels"]),
+            max_output_channels=int(dev["max_output_channels"]),
+            default_samplerate=float(dev["default_samplerate"]),
+        ))
+    return devices
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("input", "output"):
+        raise ValueError(f"kind must be 'input' or 'output', got {kind!r}")
+
+
+def resolve_device(spec: str | int | None, kind: Kind) -> int | None:
+    """Turn a user's device choice into a PortAudio index.
+
+    None (or "" / "default") keeps PortAudio's default and returns None. An int, or a string of
+    digits, is an index. Any other string is a case-insensitive substring of the device name; an
+    exact (case-insensitive) name wins over substring matches. The device must have channels of
+    the requested kind.
+    """
+    _check_kind(kind)
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "default")):
+        return None
+    devices = list_devices()
+    if not devices:
+        raise DeviceError(f"no audio devices found (is an audio server running?); {LIST_HINT}")
+
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().lstrip("-").isdigit()):
+        index = int(spec)
+        by_index = {dev.index: dev for dev in devices}
+        if index not in by_index:
+            raise DeviceError(
+                f"no audio device has index {index} (there are {len(devices)}); {LIST_HINT}"
+            )
+        dev = by_index[index]
+        if dev.channels(kind) <= 0:
+            raise DeviceError(
+                f"device {index} '{dev.name}' has no {kind} channels; "
+                f"pick an {kind} device ({LIST_HINT})"
+            )
+        return index
+
+    if not isinstance(spec, str):
+        raise DeviceError(f"device must be an index or a name, got {spec!r}; {LIST_HINT}")
+    wanted = spec.strip().lower()
+    usable = [dev for dev in devices if dev.channels(kind) > 0]
+    exact = [dev for dev in usable if dev.name.lower() == wanted]
+    if len(exact) == 1:
+        return exact[0].index
+    matches = exact or [dev for dev in usable if wanted in dev.name.lower()]
+    if len(matches) == 1:
+        return matches[0].index
+    if not matches:
+        other_kind = "output" if kind == "input" else "input"
+        if any(wanted in dev.name.lower() for dev in devices):
+            raise DeviceError(
+                f"'{spec}' matches only devices without {kind} channels "
+                f"(an {other_kind} device?); {LIST_HINT}"
+            )
+        raise DeviceError(f"no {kind} device matches '{spec}'; {LIST_HINT}")
+    listed = ", ".join(f"{dev.index} '{dev.name}'" for dev in matches[:6])
+    more = ", ..." if len(matches) > 6 else ""
+    raise DeviceError(
+        f"'{spec}' matches {len(matches)} {kind} devices ({listed}{more}); "
+        "give more of the name or the index"
+    )

@@ -1,0 +1,448 @@
+"""The live engine: source -> Mimi encoder -> decoder -> speaker, on one worker thread.
+
+Threads and what they touch:
+- PortAudio callbacks (streams.py) only copy between the device and the rings.
+- The worker (`Engine._run`) does everything else: resampling, the codec, monitoring, recording,
+  metrics. It never waits on a consumer.
+- The caller (GUI or CLI) starts and stops the engine, flips settings (plain attribute writes the
+  worker reads at the next chunk) and drains `Engine.queue` at its own rate.
+
+Latency budget of one chunk: it is collected (chunk length), waits in the input backlog, is
+computed, then waits behind the output pre-roll. The pre-roll is measured at start from warm-up
+calls of the codec, not guessed.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from app.audio.metrics import AudioTap, EngineEvent, FrameMetrics, MetricsQueue, SessionStats, level_db
+from app.audio.recorder import SessionRecorder
+from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
+from app.codec import StreamingCodec
+from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
+
+MONITORS = ("codec", "bypass", "residual")
+SOURCES = ("mic", "file", "tone")
+CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))  # 80 .. 560
+KV_WINDOW_CHOICES = (None, 125, 250, 500)
+DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
+FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
+SILENCE_WARNING_S = 2.0
+WARMUP_CALLS = 3
+PREROLL_SAFETY = 1.5  # times the slowest warm-up call
+PREROLL_MARGIN_S = 0.010  # scheduling jitter of the worker's poll loop
+PREROLL_GROWTH_S = 0.010  # an underrun grows the pre-roll by this much...
+PREROLL_GROWTH_INTERVAL_S = 1.0  # ...at most once a second (an xrun burst is one event, not fifty)
+PREROLL_MAX_S = 0.250  # beyond this, underruns mean the machine is too slow, not jitter
+# The speaker's queue may stay this far above the pre-roll (one frame) for a few chunks; longer and
+# a device stall or clock drift has added latency for good, so a frame is dropped to win it back.
+EXCESS_LIMIT_SAMPLES = FRAME_SIZE
+EXCESS_PATIENCE_CHUNKS = 3
+# PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
+# to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
+DEFAULT_DEVICE_LATENCY_S = 0.010
+POLL_S = 0.002
+
+
+class EngineError(Exception):
+    """The engine cannot do what was asked (bad setting, already running, ...)."""
+
+
+@dataclass
+class EngineConfig:
+    """Everything a session needs; `validate()` says in one line what is wrong."""
+
+    model: Path | str
+    codebooks: int | None = None
+    chunk_ms: int = FRAME_MS
+    kv_window: int | None = DEFAULT_KV_WINDOW
+    threads: int | None = None
+    source: str = "mic"
+    input_file: Path | None = None
+    tone_hz: float = 440.0
+    input_device: int | str | None = None
+    output_device: int | str | None = None
+    monitor: str = "codec"
+    record_dir: Path | None = None
+    device_latency_s: float = DEFAULT_DEVICE_LATENCY_S
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_ms * SAMPLE_RATE_HZ // 1000
+
+    def validate(self) -> None:
+        if self.chunk_ms not in CHUNK_CHOICES_MS:
+            raise EngineError(f"chunk {self.chunk_ms} ms: choose one of {', '.join(map(str, CHUNK_CHOICES_MS))} ms")
+        if self.source not in SOURCES:
+            raise EngineError(f"source '{self.source}': choose one of {', '.join(SOURCES)}")
+        if self.monitor not in MONITORS:
+            raise EngineError(f"monitor '{self.monitor}': choose one of {', '.join(MONITORS)}")
+        if self.source == "file" and self.input_file is None:
+            raise EngineError("source 'file' needs an input file")
+        if self.kv_window is not None and self.kv_window < 2:
+            raise EngineError(f"KV window {self.kv_window}: use at least 2 tokens, or none")
+
+
+def load_codec(config: EngineConfig) -> StreamingCodec:
+    """Loads and warms up the codec for `config` (slow: call it off the GUI thread)."""
+    return StreamingCodec(config.model, codebooks=config.codebooks, threads=config.threads, kv_window=config.kv_window)
+
+
+def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> float:
+    """Runs a few chunks of quiet noise through the codec, resets it, returns the slowest call (s)."""
+    rng = np.random.default_rng(0)
+    slowest = 0.0
+    for _ in range(calls):
+        pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
+        started = time.perf_counter()
+        codec.decode(codec.encode(pcm))
+        slowest = max(slowest, time.perf_counter() - started)
+    codec.reset()
+    return slowest
+
+
+def _real_io(config: EngineConfig):
+    from app.audio.devices import resolve_device
+    from app.audio.streams import AudioIO
+
+    use_input = config.source == "mic"
+    input_device = resolve_device(config.input_device, "input") if use_input else None
+    output_device = resolve_device(config.output_device, "output")
+    return AudioIO(input_device, output_device, use_input=use_input, preferred_rate=SAMPLE_RATE_HZ,
+                   latency=config.device_latency_s)
+
+
+@dataclass
+class _Session:
+    """Per-run state, owned by the worker once started."""
+
+    config: EngineConfig
+    codec: StreamingCodec
+    io: object
+    source: object
+    sink: OutputSink
+    preroll: int  # 24 kHz samples kept queued for the speaker
+    chunk: np.ndarray
+    recorder: SessionRecorder | None = None
+    seen_underrun_samples: int = 0
+    # Counters before the first chunk reached the speaker: silence missing while the streams
+    # start is not a glitch anyone hears, so it is not counted.
+    baseline_underruns: int = 0
+    last_growth: float = 0.0
+    excess_chunks: int = 0
+    chunks: int = 0
+    dropped_frames: int = 0
+    zero_input_s: float = 0.0
+    warned_silence: bool = False
+    applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
+    started_at: float = field(default_factory=time.perf_counter)
+
+
+class Engine:
+    """Start/stop a live session and read its metrics from `queue`."""
+
+    def __init__(self, io_factory: Callable[[EngineConfig], object] | None = None):
+        self.queue = MetricsQueue()
+        self.audio_tap = AudioTap()  # recent dry/wet audio for spectrograms, read at the display's pace
+        self.stats = SessionStats()
+        self.info: dict = {}
+        self._io_factory = io_factory or _real_io
+        self._session: _Session | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._finish_lock = threading.Lock()
+        self._process = psutil.Process()  # the worker (on error) and the caller (stop) may race
+        self._pending_codec: StreamingCodec | None = None
+        self._loader: threading.Thread | None = None
+        self.monitor = "codec"  # written by the caller, read by the worker at each chunk
+        self.stop_reason: str | None = None
+
+    # -- caller side -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._session is not None
+
+    @property
+    def config(self) -> EngineConfig | None:
+        return self._session.config if self._session else None
+
+    @property
+    def codec(self) -> StreamingCodec | None:
+        return self._session.codec if self._session else None
+
+    def start(self, config: EngineConfig, codec: StreamingCodec | None = None, threaded: bool = True) -> None:
+        """Opens devices and starts streaming. Raises EngineError, CodecError, DeviceError, AudioFileError."""
+        if self.running:
+            raise EngineError("the engine is already running: stop it first")
+        config.validate()
+        codec = codec or load_codec(config)
+        source = None
+        if config.source == "file":
+            source = FileSource(Path(config.input_file))
+        elif config.source == "tone":
+            source = ToneSource(config.tone_hz)
+        slowest_s = warm_up(codec, config.chunk_samples)
+        io = self._io_factory(config)
+        try:
+            if source is None:
+                source = MicSource(io.input_ring, io.input_rate)
+            sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
+            preroll = math.ceil((PREROLL_SAFETY * slowest_s + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)
+            preroll += sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
+            # The first chunk needs a whole chunk of input before it can play: cover that too.
+            sink.write_silence(preroll + config.chunk_samples)
+            recorder = SessionRecorder(config.record_dir) if config.record_dir else None
+            io.start()
+        except BaseException:
+            io.close()
+            raise
+        self.monitor = config.monitor
+        self.stats = SessionStats()
+        self.stop_reason = None
+        self._session = _Session(config, codec, io, source, sink, preroll, np.zeros(config.chunk_samples, np.float32),
+                                 recorder)
+        self.info = {
+            "model": str(config.model), "codebooks": codec.num_codebooks, "chunk_ms": config.chunk_ms,
+            "kv_window": config.kv_window, "source": config.source,
+            "input_rate": getattr(io, "input_rate", None) if config.source == "mic" else None,
+            "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
+            "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": preroll * 1000 / SAMPLE_RATE_HZ,
+            "warmup_slowest_ms": slowest_s * 1000,
+            "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
+        }
+        self.queue.put(EngineEvent("started", f"streaming {config.source} through {Path(str(config.model)).name}"))
+        kv_warning = getattr(codec, "kv_warning", None)
+        if kv_warning:
+            self.queue.put(EngineEvent("warning", kv_warning))
+        self._stop.clear()
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="mimi-worker", daemon=True)
+            self._thread.start()
+
+    def stop(self, reason: str = "stopped") -> dict:
+        """Stops streaming (idempotent); returns the session summary."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self._thread = None
+        self._finish(reason)
+        return self.summary()
+
+    def summary(self) -> dict:
+        return {**self.stats.summary(), **self.info, "stop_reason": self.stop_reason,
+                "metrics_dropped": self.queue.dropped}
+
+    def request_codec(self, model: Path | str | None = None, codebooks: int | None = None,
+                      kv_window: int | None | str = "keep") -> threading.Thread:
+        """Loads another model / codebook count in the background and swaps it in between chunks.
+
+        Audio keeps flowing with the current codec while the new one loads; an error becomes an
+        "error" event and the current codec stays.
+        """
+        session = self._session
+        if session is None:
+            raise EngineError("the engine is not running")
+        config = replace(session.config, model=model or session.config.model, codebooks=codebooks,
+                         kv_window=session.config.kv_window if kv_window == "keep" else kv_window)
+
+        def load() -> None:
+            try:
+                codec = load_codec(config)
+                warm_up(codec, config.chunk_samples, calls=1)
+            except Exception as exc:  # noqa: BLE001 - reported to the user, engine keeps running
+                self.queue.put(EngineEvent("error", f"could not switch model: {exc}"))
+                return
+            self._pending_codec = (codec, config)
+
+        self._loader = threading.Thread(target=load, name="mimi-loader", daemon=True)
+        self._loader.start()
+        return self._loader
+
+    # -- worker side -------------------------------------------------------------------------
+
+    @staticmethod
+    def _input_latency_s(io, config: EngineConfig) -> float:
+        return io.input_latency_s if config.source == "mic" else 0.0
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self.step():
+                    time.sleep(POLL_S)
+        except Exception as exc:  # noqa: BLE001 - the worker must end cleanly and say why
+            self.queue.put(EngineEvent("error", f"{type(exc).__name__}: {exc}"))
+            self._finish(f"error: {exc}")
+
+    def step(self) -> bool:
+        """Processes one chunk if one is ready; returns whether it did. Worker thread only."""
+        session = self._session
+        if session is None:
+            return False
+        error = getattr(session.io, "error", None)
+        if error:
+            self.queue.put(EngineEvent("error", error))
+            self._finish(f"device error: {error}")
+            return False
+        self._swap_codec_if_ready(session)
+        self._adapt_preroll(session)
+        config, source, sink = session.config, session.source, session.sink
+        if source.live:
+            self._catch_up(session)
+        elif sink.level() > session.preroll:
+            return False  # generated sources are paced by the speaker
+        queued_ms = source.backlog() * 1000 / SAMPLE_RATE_HZ if source.live else 0.0
+        if not source.read(session.chunk):
+            return False
+        if source.live:
+            queued_ms = max(0.0, queued_ms - config.chunk_ms)
+        dry = session.chunk
+        codec = session.codec
+        codes = codec.encode(dry)
+        encode_ms = codec.last_encode_ms
+        wet = codec.decode(codes)
+        decode_ms = codec.last_decode_ms
+        out = self._monitor_mix(session, dry, wet)
+        if session.chunks == 0:
+            self._align_first_chunk(session)
+        buffered = sink.level()
+        if source.live and self._latency_crept(session, buffered):
+            session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
+        else:
+            sink.write(out)
+        self.audio_tap.append(dry, wet)
+        if session.recorder is not None:
+            session.recorder.write(dry, wet)
+        self._watch_silence(session, dry)
+        session.chunks += 1
+        self._publish(session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered)
+        return True
+
+    def _align_first_chunk(self, session: _Session) -> None:
+        # The streams start at slightly different moments; whatever the speaker consumed before
+        # the first chunk was silence. Top it back up so the first chunk lands behind a full pre-roll.
+        counters = session.io.counters
+        session.baseline_underruns = counters.output_underruns
+        session.seen_underrun_samples = counters.underrun_samples
+        shortfall = session.preroll - session.sink.level()
+        if shortfall > 0:
+            session.sink.write_silence(shortfall)
+
+    @staticmethod
+    def _latency_crept(session: _Session, buffered: int) -> bool:
+        if buffered - session.preroll <= EXCESS_LIMIT_SAMPLES:
+            session.excess_chunks = 0
+            return False
+        session.excess_chunks += 1
+        if session.excess_chunks < EXCESS_PATIENCE_CHUNKS:
+            return False
+        session.excess_chunks = 0
+        return True
+
+    def _adapt_preroll(self, session: _Session) -> None:
+        # The warm-up measured compute; device block timing shows only once audio flows. If the
+        # speaker ran dry, refill what it missed and keep that much more queued from now on.
+        missing = session.io.counters.underrun_samples - session.seen_underrun_samples
+        if session.chunks == 0 or missing <= 0:
+            return
+        session.seen_underrun_samples += missing
+        now = time.perf_counter()
+        if now - session.last_growth < PREROLL_GROWTH_INTERVAL_S or session.preroll >= PREROLL_MAX_S * SAMPLE_RATE_HZ:
+            return
+        session.last_growth = now
+        growth = int(PREROLL_GROWTH_S * SAMPLE_RATE_HZ)
+        session.preroll += growth
+        session.sink.write_silence(growth)
+        self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
+
+    def _catch_up(self, session: _Session) -> None:
+        # More than one chunk waiting beyond the one about to be read: drop whole frames.
+        excess = session.source.backlog() - 2 * session.config.chunk_samples
+        if excess > 0:
+            session.dropped_frames += session.source.drop_frames(math.ceil(excess / FRAME_SIZE))
+
+    def _swap_codec_if_ready(self, session: _Session) -> None:
+        pending = self._pending_codec
+        if pending is None:
+            return
+        self._pending_codec = None
+        session.codec, session.config = pending
+        self.info.update(model=str(session.config.model), codebooks=session.codec.num_codebooks,
+                         kv_window=session.config.kv_window)
+        self.queue.put(EngineEvent("model", f"now {Path(str(session.config.model)).name}, "
+                                            f"{session.codec.num_codebooks} codebooks"))
+
+    def _monitor_mix(self, session: _Session, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
+        mode = self.monitor if self.monitor in MONITORS else "codec"
+
+        def signal(name: str) -> np.ndarray:
+            return wet if name == "codec" else dry if name == "bypass" else dry - wet
+
+        out = np.array(signal(mode), dtype=np.float32)
+        previous = session.applied_monitor
+        if previous != mode:
+            ramp = np.linspace(0.0, 1.0, FADE_SAMPLES, dtype=np.float32)
+            before = signal(previous)[:FADE_SAMPLES] if previous else np.zeros(FADE_SAMPLES, np.float32)
+            out[:FADE_SAMPLES] = before * (1 - ramp) + out[:FADE_SAMPLES] * ramp
+            session.applied_monitor = mode
+        return out
+
+    def _watch_silence(self, session: _Session, dry: np.ndarray) -> None:
+        if not session.source.live:
+            return
+        if np.any(dry):
+            if session.warned_silence:
+                self.queue.put(EngineEvent("warning", "microphone input is back"))
+            session.zero_input_s, session.warned_silence = 0.0, False
+            return
+        session.zero_input_s += len(dry) / SAMPLE_RATE_HZ
+        if session.zero_input_s >= SILENCE_WARNING_S and not session.warned_silence:
+            session.warned_silence = True
+            self.queue.put(EngineEvent(
+                "warning", "the microphone has delivered only zeros for 2 s: is it muted, or is this app "
+                           "blocked from using it (system privacy settings)?"))
+
+    def _publish(self, session: _Session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered) -> None:
+        config, io = session.config, session.io
+        counters = io.counters
+        compute_ms = encode_ms + decode_ms
+        buffered_ms = buffered * 1000 / SAMPLE_RATE_HZ
+        # A chunk's last sample: device input latency, backlog, compute, queued output, output latency.
+        latency_ms = (self._input_latency_s(io, config) * 1000 + queued_ms + compute_ms + buffered_ms
+                      + config.chunk_ms * (1 if session.source.live else 0) + io.output_latency_s * 1000)
+        metrics = FrameMetrics(
+            chunk=session.chunks, session_s=session.chunks * config.chunk_ms / 1000,
+            frames=codes.shape[1], encode_ms=encode_ms, decode_ms=decode_ms, codes=codes.astype(np.int16),
+            codebooks=codes.shape[0], kv_encoder=session.codec.kv_length[0], kv_decoder=session.codec.kv_length[1],
+            input_level_db=level_db(dry), output_level_db=level_db(out), queue_ms=queued_ms,
+            output_buffer_ms=buffered_ms, latency_ms=latency_ms, underruns=counters.output_underruns - session.baseline_underruns,
+            overruns=counters.input_overruns, xruns=counters.input_xruns + counters.output_xruns,
+            dropped_frames=session.dropped_frames,
+            callback_errors=counters.callback_errors, monitor=session.applied_monitor or self.monitor,
+            rss_mb=self._process.memory_info().rss / 1e6,
+        )
+        self.stats.add(metrics)
+        self.queue.put(metrics)
+
+    def _finish(self, reason: str) -> None:
+        with self._finish_lock:
+            session, self._session = self._session, None
+        if session is None:
+            return
+        self.stop_reason = reason
+        try:
+            session.io.stop()
+        finally:
+            session.io.close()
+            if session.recorder is not None:
+                session.recorder.close()
+        self.queue.put(EngineEvent("stopped", reason))

@@ -1,0 +1,161 @@
+"""What the engine tells its consumers: per-chunk metrics and events, through a bounded queue.
+
+Written by the worker thread, drained by whoever displays them (GUI timer, CLI) at their own rate.
+The queue never blocks and never grows: when a consumer is slow the oldest items go (and are
+counted), so a stalled GUI can never stall the audio.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+METRICS_QUEUE_SIZE = 512  # ~40 s of 80 ms chunks: more than any consumer needs to catch up
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMetrics:
+    """One processed chunk (one or more 80 ms code frames)."""
+
+    chunk: int  # chunk number since start
+    session_s: float  # audio time of the chunk's end since start
+    frames: int  # code frames in the chunk
+    encode_ms: float  # wall time of the encoder call for the whole chunk
+    decode_ms: float
+    codes: np.ndarray  # int16 [k, frames]: the codes sent over the "wire"
+    codebooks: int
+    kv_encoder: int  # KV cache length after the call
+    kv_decoder: int
+    input_level_db: float  # RMS of the chunk before / after the codec (dBFS)
+    output_level_db: float
+    queue_ms: float  # input audio waiting behind this chunk when it was taken
+    output_buffer_ms: float  # audio queued for the speaker when this chunk was written
+    latency_ms: float  # end-to-end estimate: device latencies + buffering + compute
+    underruns: int  # cumulative counters since start
+    overruns: int
+    xruns: int  # device callbacks PortAudio flagged (its own under/overflows), input + output
+    dropped_frames: int
+    callback_errors: int
+    monitor: str
+    rss_mb: float  # process resident memory when the chunk was published
+
+    @property
+    def compute_ms(self) -> float:
+        return self.encode_ms + self.decode_ms
+
+    @property
+    def rtf(self) -> float:
+        """Compute time over audio time for this chunk (below 1 keeps up)."""
+        return self.compute_ms / (self.frames * 80.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEvent:
+    """Something a person should know: started, stopped (and why), a warning, an error."""
+
+    kind: str  # "started" | "stopped" | "warning" | "error" | "model"
+    message: str
+
+
+class MetricsQueue:
+    """Bounded, non-blocking, single-producer queue; the oldest items are dropped when full."""
+
+    def __init__(self, maxlen: int = METRICS_QUEUE_SIZE):
+        self._items: collections.deque = collections.deque(maxlen=maxlen)
+        self.dropped = 0
+
+    def put(self, item: FrameMetrics | EngineEvent) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(item)  # deque.append is atomic; with maxlen it evicts the oldest
+
+    def drain(self, limit: int | None = None) -> list[FrameMetrics | EngineEvent]:
+        out = []
+        while self._items and (limit is None or len(out) < limit):
+            out.append(self._items.popleft())
+        return out
+
+
+def level_db(pcm: np.ndarray) -> float:
+    """RMS level in dBFS, floored at -120."""
+    if pcm.size == 0:
+        return -120.0
+    rms = math.sqrt(float(np.dot(pcm, pcm)) / pcm.size)
+    return max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
+
+
+@dataclass
+class SessionStats:
+    """Running summary of a session for the CLI and the status bar (bounded: a reservoir of recent chunks)."""
+
+    window: int = 4096
+    chunks: int = 0
+    frames: int = 0
+    compute_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
+    latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
+    last: FrameMetrics | None = None
+
+    def add(self, m: FrameMetrics) -> None:
+        self.chunks += 1
+        self.frames += m.frames
+        self.compute_ms.append(m.compute_ms / m.frames)
+        self.latency_ms.append(m.latency_ms)
+        self.last = m
+
+    def summary(self) -> dict:
+        last = self.last
+        audio_s = self.frames * 0.08
+        compute = list(self.compute_ms)
+        return {
+            "frames": self.frames,
+            "audio_s": round(audio_s, 2),
+            "compute_ms_per_frame": {"p50": round(percentile(compute, 50), 2), "p95": round(percentile(compute, 95), 2)},
+            "rtf": round(float(np.mean(compute)) / 80.0, 3) if compute else None,
+            "latency_ms": {"p50": round(percentile(list(self.latency_ms), 50), 1),
+                           "p95": round(percentile(list(self.latency_ms), 95), 1)},
+            "underruns": last.underruns if last else 0,
+            "overruns": last.overruns if last else 0,
+            "xruns": last.xruns if last else 0,
+            "dropped_frames": last.dropped_frames if last else 0,
+            "callback_errors": last.callback_errors if last else 0,
+            "kv_length": {"encoder": last.kv_encoder if last else 0, "decoder": last.kv_decoder if last else 0},
+        }
+
+
+class AudioTap:
+    """The most recent seconds of what went into the codec (dry) and what came out (wet), 24 kHz.
+
+    The worker appends each chunk; a display reads the newest samples without consuming them.
+    Fixed size: nothing grows however long the session runs. A reader asking for far less than
+    the capacity never sees a sample being overwritten.
+    """
+
+    def __init__(self, seconds: float = 4.0, rate: int = 24_000):
+        self.capacity = int(seconds * rate)
+        self._dry = np.zeros(self.capacity, np.float32)
+        self._wet = np.zeros(self.capacity, np.float32)
+        self.written = 0  # total samples ever appended; advanced after the copy
+
+    def append(self, dry: np.ndarray, wet: np.ndarray) -> None:
+        n = len(dry)
+        start = self.written % self.capacity
+        first = min(n, self.capacity - start)
+        self._dry[start : start + first] = dry[:first]
+        self._wet[start : start + first] = wet[:first]
+        self._dry[: n - first] = dry[first:]
+        self._wet[: n - first] = wet[first:]
+        self.written += n
+
+    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Copies of the newest min(n, available) dry and wet samples, and the total written so far."""
+        end = self.written
+        n = min(n, end, self.capacity)
+        index = (np.arange(end - n, end) % self.capacity) if n else np.zeros(0, np.int64)
+        return self._dry[index], self._wet[index], end

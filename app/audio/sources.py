@@ -1,0 +1,148 @@
+"""What the engine feeds the codec: the microphone, a looped file, or a test tone (worker thread).
+
+Every source hands out 24 kHz mono float32 chunks. The microphone is paced by its device (a chunk
+is ready when enough input has arrived); the file and the tone are paced by the speaker (the
+worker asks for a chunk when the output runs low).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from app.audio.files import read_audio_24k_mono
+from app.audio.ring import RingBuffer
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+
+# soxr's streaming resampler holds samples back in bursts; medium quality keeps that short.
+RESAMPLE_QUALITY = "MQ"
+SLACK_PROBE_BLOCKS = 32
+
+
+def _resampler(in_rate: int, out_rate: int) -> soxr.ResampleStream | None:
+    if in_rate == out_rate:
+        return None
+    return soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+
+
+def resampler_slack(in_rate: int, out_rate: int, block: int) -> int:
+    """Most samples a streaming resampler holds back when fed `block`-sized blocks, in 24 kHz samples.
+
+    Measured on a scratch resampler, so the pre-roll covers it instead of a guess.
+    """
+    probe = _resampler(in_rate, out_rate)
+    if probe is None:
+        return 0
+    fed = produced = worst = 0
+    silence = np.zeros(block, np.float32)
+    for _ in range(SLACK_PROBE_BLOCKS):
+        fed += block
+        produced += len(probe.resample_chunk(silence))
+        worst = max(worst, fed * out_rate / in_rate - produced)
+    return int(np.ceil(worst * SAMPLE_RATE_HZ / out_rate))
+
+
+class MicSource:
+    """Input ring at the device rate -> 24 kHz pending buffer, read in whole chunks."""
+
+    live = True
+
+    def __init__(self, ring: RingBuffer, device_rate: int, block: int = 512, max_block: int = 1 << 16):
+        self._ring = ring
+        self._ratio = SAMPLE_RATE_HZ / device_rate
+        self._resampler = _resampler(device_rate, SAMPLE_RATE_HZ)
+        self.slack = resampler_slack(device_rate, SAMPLE_RATE_HZ, block)
+        self._scratch = np.zeros(max_block, np.float32)
+        self._pending = np.zeros(0, np.float32)
+
+    def _pull(self) -> None:
+        count = self._ring.read(self._scratch)
+        if count == 0:
+            return
+        block = self._scratch[:count]
+        if self._resampler is not None:
+            block = self._resampler.resample_chunk(block)
+        self._pending = np.concatenate([self._pending, block])
+
+    def backlog(self) -> int:
+        """24 kHz samples waiting (pending + not yet pulled from the ring)."""
+        return len(self._pending) + int(self._ring.readable() * self._ratio)
+
+    def read(self, out: np.ndarray) -> bool:
+        self._pull()
+        if len(self._pending) < len(out):
+            return False
+        out[:] = self._pending[: len(out)]
+        self._pending = self._pending[len(out) :]
+        return True
+
+    def drop_frames(self, frames: int) -> int:
+        """Drops the oldest whole 80 ms frames (to catch up after falling behind); returns how many."""
+        self._pull()
+        frames = min(frames, len(self._pending) // FRAME_SIZE)
+        self._pending = self._pending[frames * FRAME_SIZE :]
+        return frames
+
+
+class FileSource:
+    """A file converted to 24 kHz mono, played in a loop."""
+
+    live = False
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._pcm = read_audio_24k_mono(self.path)
+        self._pos = 0
+
+    def read(self, out: np.ndarray) -> bool:
+        filled = 0
+        while filled < len(out):
+            take = min(len(out) - filled, len(self._pcm) - self._pos)
+            out[filled : filled + take] = self._pcm[self._pos : self._pos + take]
+            filled += take
+            self._pos = (self._pos + take) % len(self._pcm)
+        return True
+
+
+class ToneSource:
+    """A continuous-phase sine at a fixed level (default 440 Hz, -12 dBFS)."""
+
+    live = False
+
+    def __init__(self, frequency_hz: float = 440.0, level_db: float = -12.0):
+        self._step = 2 * math.pi * frequency_hz / SAMPLE_RATE_HZ
+        self._amplitude = 10 ** (level_db / 20) * math.sqrt(2)
+        self._phase = 0.0
+
+    def read(self, out: np.ndarray) -> bool:
+        phases = self._phase + self._step * np.arange(len(out))
+        np.sin(phases, out=out)
+        out *= self._amplitude
+        self._phase = float((self._phase + self._step * len(out)) % (2 * math.pi))
+        return True
+
+
+class OutputSink:
+    """24 kHz chunks -> device rate -> output ring."""
+
+    def __init__(self, ring: RingBuffer, device_rate: int, chunk: int = FRAME_SIZE):
+        self._ring = ring
+        self._ratio = device_rate / SAMPLE_RATE_HZ
+        self._resampler = _resampler(SAMPLE_RATE_HZ, device_rate)
+        self.slack = resampler_slack(SAMPLE_RATE_HZ, device_rate, chunk)
+
+    def level(self) -> int:
+        """Audio queued for the device, in 24 kHz samples."""
+        return int(self._ring.readable() / self._ratio)
+
+    def write(self, pcm: np.ndarray) -> int:
+        """Writes a chunk; returns the 24 kHz samples that did not fit (0 normally)."""
+        block = self._resampler.resample_chunk(pcm) if self._resampler is not None else pcm
+        written = self._ring.write(block)
+        return int((len(block) - written) / self._ratio)
+
+    def write_silence(self, samples_24k: int) -> None:
+        self._ring.write_silence(int(samples_24k * self._ratio))

@@ -1,0 +1,158 @@
+"""GUI entry point and process hygiene (main thread).
+
+`run_gui` sets up a rotating log file under platformdirs' user log dir, routes Qt's own messages
+into it, installs an excepthook that logs every uncaught exception and shows at most one dialog at
+a time (re-entry guarded: an exception raised while the dialog is up is only logged), applies the
+dark theme and opens the window. When frozen (PyInstaller), stdout/stderr go to the log too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from app.config import APP_AUTHOR, APP_ID, APP_NAME
+
+log = logging.getLogger("app.ui")
+
+LOG_BYTES = 1_000_000
+LOG_BACKUPS = 3
+SETTINGS_ORG = APP_AUTHOR  # QSettings organisation and application names
+SETTINGS_APP = APP_ID
+
+
+def log_dir() -> Path:
+    override = os.environ.get("MIMI_LIVE_LOG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP_ID, appauthor=False))
+
+
+def setup_logging(folder: Path | None = None) -> Path:
+    """Rotating log file `<folder>/mimi-live.log` (1 MB x 3) at INFO; returns its path."""
+    folder = folder or log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{APP_ID}.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
+                                                   encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    if getattr(sys, "frozen", False):  # no console: keep prints and tracebacks in the log
+        stream = open(path.with_suffix(".stdio.log"), "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        sys.stdout = sys.stderr = stream
+    return path
+
+
+def install_qt_message_handler() -> None:
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    qt_log = logging.getLogger("qt")
+
+    def handler(kind, context, message):  # noqa: ANN001 - Qt's signature
+        qt_log.log(levels.get(kind, logging.WARNING), "%s", message)
+
+    qInstallMessageHandler(handler)
+
+
+class ExceptHook:
+    """Logs uncaught exceptions and shows one dialog at a time; never raises itself."""
+
+    def __init__(self, log_path: Path | None):
+        self.log_path = log_path
+        self._showing = False
+
+    def __call__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        if issubclass(exc_type, KeyboardInterrupt):
+            sys.__excepthook__(exc_type, exc, tb)
+            return
+        text = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("uncaught exception:\n%s", text)
+        if self._showing:
+            return  # an exception while the dialog is up: logged, not stacked
+        self._showing = True
+        try:
+            from PySide6.QtWidgets import QApplication, QMessageBox
+
+            if QApplication.instance() is None:
+                sys.__excepthook__(exc_type, exc, tb)
+                return
+            box = QMessageBox(QMessageBox.Critical, APP_NAME,
+                              f"Something went wrong: {exc_type.__name__}: {exc}\n\n"
+                              "The app keeps running; if something looks wrong, stop and start again.")
+            box.setDetailedText(text)
+            if self.log_path:
+                box.setInformativeText(f"Details are in {self.log_path}")
+            box.exec()
+        except Exception:  # noqa: BLE001 - the hook must not raise
+            log.exception("could not show the error dialog")
+        finally:
+            self._showing = False
+
+
+def make_settings():
+    """The app's QSettings (INI file in the user config location; tests point QSettings.setPath elsewhere)."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(QSettings.IniFormat, QSettings.UserScope, SETTINGS_ORG, SETTINGS_APP)
+
+
+def asset_path(name: str) -> Path:
+    """A file in assets/, from a source checkout or a PyInstaller bundle (sys._MEIPASS)."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[2]))
+    return base / "assets" / name
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"{APP_ID} gui", description="Open the Mimi Live window.")
+    parser.add_argument("--model", type=Path, metavar="DIR", help="model folder to open (added to the list)")
+    return parser.parse_args(argv or [])
+
+
+def run_gui(argv: list[str] | None = None, engine_factory=None) -> int:
+    """Opens the window and runs the Qt event loop; returns the exit code."""
+    args = _parse(argv)
+    try:
+        log_path = setup_logging()
+    except OSError as exc:  # a read-only home must not stop the app
+        print(f"{APP_ID}: cannot write the log file ({exc}); logging to stderr", file=sys.stderr)
+        logging.basicConfig(level=logging.INFO)
+        log_path = None
+    log.info("starting %s GUI (log: %s)", APP_NAME, log_path)
+    sys.excepthook = ExceptHook(log_path)
+
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.theme import apply_dark_theme
+
+    QApplication.setOrganizationName(SETTINGS_ORG)
+    QApplication.setApplicationName(SETTINGS_APP)
+    QApplication.setApplicationDisplayName(APP_NAME)
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
+    install_qt_message_handler()
+    from app.ui.compat import guard_singleton_refcounts
+
+    guard_singleton_refcounts()
+    apply_dark_theme(app)
+    icon = asset_path("icon.png")
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
+
+    from app.ui.main_window import MainWindow
+
+    kwargs = {"engine_factory": engine_factory} if engine_factory else {}
+    window = MainWindow(settings=make_settings(), model_override=args.model, **kwargs)
+    window.show()
+    return int(app.exec())

@@ -1,0 +1,224 @@
+"""The control column: model, codebooks, latency, devices, source, session (GUI thread).
+
+Widgets and their labels only; MainWindow connects them to the engine bridge and settings.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.audio.engine import CHUNK_CHOICES_MS, KV_WINDOW_CHOICES
+from app.config import FRAME_RATE_HZ
+from app.ui import theme
+
+DEFAULT_CODEBOOK_BITS = 11  # log2(2048), Mimi's codebook size
+MONITOR_LABELS = (("codec", "Codec", "1"), ("bypass", "Bypass", "2"), ("residual", "Residual", "3"))
+SOURCE_LABELS = (("mic", "Microphone"), ("file", "WAV file…"), ("tone", "Test tone (440 Hz)"))
+
+
+def format_bps(bps: float) -> str:
+    return f"{bps:.0f} bps" if bps < 1000 else f"{bps / 1000:.3g} kbps"
+
+
+def codebook_label(k: int, codebook_size: int | None) -> str:
+    bits = math.log2(codebook_size) if codebook_size else DEFAULT_CODEBOOK_BITS
+    return f"{k} codebook{'s' if k != 1 else ''} · {format_bps(k * bits * FRAME_RATE_HZ)}"
+
+
+def chunk_label(ms: int) -> str:
+    note = " · lowest latency" if ms == CHUNK_CHOICES_MS[0] else " · fewest calls" if ms == CHUNK_CHOICES_MS[-1] else ""
+    return f"{ms} ms{note}"
+
+
+def kv_label(window: int | None) -> str:
+    if window is None:
+        return "none (cache grows)"
+    note = ", as trained" if window == 250 else ""
+    return f"{window} tokens ({window / 25:g} s{note})"
+
+
+def _combo(min_width: int = 0) -> QComboBox:
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+    if min_width:
+        combo.setMinimumWidth(min_width)
+    return combo
+
+
+def _form() -> QFormLayout:
+    form = QFormLayout()
+    form.setLabelAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setHorizontalSpacing(8)
+    form.setVerticalSpacing(6)
+    return form
+
+
+def _note() -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setStyleSheet(f"color: {theme.MUTED}; font-size: 8.5pt;")
+    label.setVisible(False)
+    return label
+
+
+class ControlsPanel(QWidget):
+    """Left column of the window."""
+
+    def __init__(self):
+        super().__init__()
+        self.setMinimumWidth(300)
+        self.setMaximumWidth(380)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(10)
+
+        # Session: the big button first, it is what people look for.
+        session = QGroupBox("Session")
+        box = QVBoxLayout(session)
+        self.start_button = QPushButton("Start")
+        self.start_button.setMinimumHeight(38)
+        font = QFont(self.start_button.font())
+        font.setPointSizeF(font.pointSizeF() + 2)
+        font.setBold(True)
+        self.start_button.setFont(font)
+        self.start_button.setToolTip("Start or stop streaming (F5)")
+        box.addWidget(self.start_button)
+        monitor_row = QHBoxLayout()
+        monitor_row.setSpacing(0)
+        self.monitor_group = QButtonGroup(self)
+        self.monitor_group.setExclusive(True)
+        self.monitor_buttons: dict[str, QPushButton] = {}
+        for mode, text, key in MONITOR_LABELS:
+            button = QPushButton(f"{text}  {key}")
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.NoFocus)  # Space must reach the window's A/B shortcut
+            button.setToolTip({"codec": "Hear Mimi's reconstruction (1)",
+                               "bypass": "Hear the input, delayed like the codec path (2); Space toggles with codec",
+                               "residual": "Hear what the codec loses: input minus reconstruction (3)"}[mode])
+            self.monitor_group.addButton(button)
+            self.monitor_buttons[mode] = button
+            monitor_row.addWidget(button)
+        self.monitor_buttons["codec"].setChecked(True)
+        box.addWidget(QLabel("Monitor (Space: codec ⇄ bypass)"))
+        box.addLayout(monitor_row)
+        record_row = QHBoxLayout()
+        self.record_button = QPushButton("●  Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setFocusPolicy(Qt.NoFocus)
+        self.record_button.setToolTip("Record input and codec output as two WAV files (R)")
+        self.record_folder_button = QToolButton()
+        self.record_folder_button.setText("…")
+        self.record_folder_button.setToolTip("Choose the recordings folder")
+        record_row.addWidget(self.record_button, 1)
+        record_row.addWidget(self.record_folder_button)
+        box.addLayout(record_row)
+        self.record_note = _note()
+        box.addWidget(self.record_note)
+        column.addWidget(session)
+
+        # Model.
+        model = QGroupBox("Model")
+        form = _form()
+        model.setLayout(form)
+        self.model_combo = _combo()
+        self.model_combo.setToolTip("Published variants (when downloaded) and model folders you added")
+        form.addRow("Variant", self.model_combo)
+        self.open_model_button = QPushButton("Open model folder…")
+        self.open_model_button.setToolTip("Add a folder with encoder_model.onnx, decoder_model.onnx, state_spec.txt (Ctrl+O)")
+        form.addRow("", self.open_model_button)
+        self.codebooks_combo = _combo()
+        self.codebooks_combo.setToolTip("Codebooks sent per 80 ms frame: each adds 11 bits (137.5 bps)")
+        form.addRow("Codebooks", self.codebooks_combo)
+        self.kv_combo = _combo()
+        for window in KV_WINDOW_CHOICES:
+            self.kv_combo.addItem(kv_label(window), window or 0)  # 0 = none: never None as item data (compat.py)
+        self.kv_combo.setToolTip("How much history the transformers attend to; 'none' lets the cost grow")
+        form.addRow("KV window", self.kv_combo)
+        self.model_note = _note()
+        form.addRow(self.model_note)
+        column.addWidget(model)
+
+        # Audio.
+        audio = QGroupBox("Audio")
+        form = _form()
+        audio.setLayout(form)
+        self.source_combo = _combo()
+        for key, text in SOURCE_LABELS:
+            self.source_combo.addItem(text, key)
+        form.addRow("Source", self.source_combo)
+        self.file_label = _note()
+        form.addRow("", self.file_label)
+        self.input_combo = _combo()
+        form.addRow("Input", self.input_combo)
+        self.output_combo = _combo()
+        form.addRow("Output", self.output_combo)
+        self.refresh_devices_button = QPushButton("Refresh devices")
+        form.addRow("", self.refresh_devices_button)
+        self.chunk_combo = _combo()
+        for ms in CHUNK_CHOICES_MS:
+            self.chunk_combo.addItem(chunk_label(ms), ms)
+        self.chunk_combo.setToolTip("Audio per encode/decode call: every extra 80 ms adds 80 ms of latency")
+        form.addRow("Chunk (latency)", self.chunk_combo)
+        self.audio_note = _note()
+        form.addRow(self.audio_note)
+        column.addWidget(audio)
+
+        self.shortcuts = QLabel(
+            "<b>Keys</b>&nbsp; F5 start/stop · 1 2 3 monitor · Space codec⇄bypass · R record · Ctrl+O open")
+        self.shortcuts.setWordWrap(True)
+        self.shortcuts.setStyleSheet(f"color: {theme.MUTED}; font-size: 8.5pt;")
+        column.addWidget(self.shortcuts)
+        column.addStretch(1)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def set_codebook_choices(self, choices: tuple[int, ...], current: int, codebook_size: int | None) -> None:
+        combo = self.codebooks_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for k in choices:
+            combo.addItem(codebook_label(k, codebook_size), k)
+        index = combo.findData(current)
+        combo.setCurrentIndex(index if index >= 0 else combo.count() - 1)
+        combo.blockSignals(False)
+
+    def select_data(self, combo: QComboBox, value) -> bool:
+        index = combo.findData(value)
+        if index < 0:
+            return False
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        return True
+
+    def set_monitor(self, mode: str) -> None:
+        button = self.monitor_buttons.get(mode)
+        if button is not None and not button.isChecked():
+            button.setChecked(True)
+
+    def kv_window(self) -> int | None:
+        return self.kv_combo.currentData() or None
+
+    def set_note(self, label: QLabel, text: str | None, colour: str | None = None) -> None:
+        label.setText(text or "")
+        label.setStyleSheet(f"color: {colour or theme.MUTED}; font-size: 8.5pt;")
+        label.setVisible(bool(text))

@@ -1,0 +1,263 @@
+"""The GUI's side of the audio engine (GUI thread, plus one loader thread it owns).
+
+`EngineBridge` owns the Engine. Slow work (loading a model: 1-2 s at full size; opening devices;
+warm-up) runs on a single background loader thread, never on the GUI thread; while it runs the
+bridge is `busy` and says what it is doing. One QTimer (~30 ms) drains `engine.queue`, polls the
+loader, and fans the chunk metrics and events out through signals, so the audio worker never waits
+on Qt and Qt is only ever touched from the GUI thread (the loader emits nothing itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.audio.engine import Engine, EngineConfig, load_codec
+from app.audio.metrics import EngineEvent, FrameMetrics
+
+log = logging.getLogger(__name__)
+
+UI_TICK_MS = 30  # <= 33 fps of plot updates, whatever the chunk rate
+
+
+def describe_error(exc: BaseException) -> str:
+    """One readable line for anything a load or start can raise."""
+    from app.audio.devices import DeviceError
+    from app.audio.engine import EngineError
+
+    known: tuple[type, ...] = (DeviceError, EngineError, OSError)
+    try:
+        from app.codec.errors import CodecError
+
+        known += (CodecError,)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from app.audio.files import AudioFileError
+        from app.audio.recorder import RecordingError
+
+        known += (AudioFileError, RecordingError)
+    except Exception:  # noqa: BLE001
+        pass
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, known):
+        return text
+    return f"unexpected {type(exc).__name__}: {text} (details in the log file)"
+
+
+def _same_model(a: Path | str | None, b: Path | str | None) -> bool:
+    if a is None or b is None:
+        return False
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+class EngineBridge(QObject):
+    """Starts/stops the engine, swaps codecs, and turns its queue into Qt signals at the UI rate."""
+
+    sigFrames = Signal(list)  # list[FrameMetrics] drained this tick, oldest first
+    sigEvent = Signal(object)  # EngineEvent (started / stopped / warning / error / model)
+    sigBusy = Signal(bool, str)  # busy, what it is doing
+    sigRunning = Signal(bool)
+    sigCodec = Signal(object)  # the codec now loaded (StreamingCodec), after a load or a swap
+    sigTick = Signal()  # every UI tick, after the frames
+
+    def __init__(self, engine_factory: Callable[[], Engine] = Engine, parent: QObject | None = None,
+                 tick_ms: int = UI_TICK_MS):
+        super().__init__(parent)
+        self.engine = engine_factory()
+        self.codec = None  # the loaded codec: a preview while stopped, the engine's while running
+        self.codec_model: Path | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-ui-loader")
+        self._job: Future | None = None
+        self._job_kind = ""
+        self._swap: threading.Thread | None = None
+        self._busy_text = ""
+        self._was_running = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(tick_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.engine.running
+
+    @property
+    def busy(self) -> bool:
+        return (self._job is not None) or (self._swap is not None)
+
+    @property
+    def audio_tap(self):
+        """The engine's recent dry/wet audio (see plots.AudioTapReader), or None if it has none."""
+        return getattr(self.engine, "audio_tap", None)
+
+    def _set_busy(self, text: str) -> None:
+        self._busy_text = text
+        self.sigBusy.emit(True, text)
+
+    def _submit(self, kind: str, text: str, fn: Callable, *args) -> bool:
+        if self.busy:
+            log.info("ignored %s: busy with %s", kind, self._busy_text)
+            return False
+        self._job_kind = kind
+        self._job = self._executor.submit(fn, *args)
+        self._set_busy(text)
+        return True
+
+    # -- requests (GUI thread) -------------------------------------------------------------------
+
+    def load_model(self, model: Path, codebooks: int | None = None, kv_window: int | None = 250) -> bool:
+        """Loads `model` (a preview while stopped; a live swap while running)."""
+        model = Path(model)
+        if self.running:
+            return self._request_swap(f"Switching to {model.name}…", model=model, codebooks=codebooks,
+                                      kv_window=kv_window)
+
+        def load():
+            from app.codec import StreamingCodec
+
+            codec = StreamingCodec(model, codebooks=None, kv_window=kv_window)
+            if codebooks is not None and codebooks in codec.codebook_choices and codebooks != codec.num_codebooks:
+                codec.set_codebooks(codebooks)
+            return codec, model
+
+        return self._submit("load", f"Loading {model.name}…", load)
+
+    def set_codebooks(self, codebooks: int) -> bool:
+        if self.running:
+            return self._request_swap(f"Switching to {codebooks} codebooks…", codebooks=codebooks)
+        if self.codec is None or codebooks == self.codec.num_codebooks:
+            return False
+        codec, model = self.codec, self.codec_model
+
+        def apply():
+            codec.set_codebooks(codebooks)  # k < K builds the zero-row decoder once: can take a second
+            return codec, model
+
+        return self._submit("load", f"Preparing {codebooks} codebooks…", apply)
+
+    def set_kv_window(self, window: int | None) -> bool:
+        if self.running:
+            codebooks = self.codec.num_codebooks if self.codec is not None else None
+            return self._request_swap("Applying the KV window…", codebooks=codebooks, kv_window=window)
+        if self.codec is not None:
+            self.codec.set_kv_window(window)
+        return True
+
+    def _request_swap(self, text: str, **kwargs) -> bool:
+        if self.busy:
+            return False
+        try:
+            self._swap = self.engine.request_codec(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+            return False
+        self._set_busy(text)
+        return True
+
+    def start(self, config: EngineConfig) -> bool:
+        """Loads the codec if needed and starts streaming, all on the loader thread."""
+        if self.running:
+            return False
+        cached, cached_model = self.codec, self.codec_model
+
+        def start():
+            codec = cached if _same_model(cached_model, config.model) else None
+            if codec is None:
+                codec = load_codec(config)
+            else:
+                wanted = config.codebooks or codec.max_codebooks
+                if wanted != codec.num_codebooks:
+                    codec.set_codebooks(wanted)
+                if codec.kv_window != config.kv_window:
+                    codec.set_kv_window(config.kv_window)
+            self.engine.start(config, codec=codec)
+            return codec, Path(config.model)
+
+        return self._submit("start", f"Starting {Path(str(config.model)).name}…", start)
+
+    def stop(self, reason: str = "stopped") -> dict:
+        """Stops streaming now (joins the worker: it finishes the chunk it is on)."""
+        if self.engine.running and self.engine.codec is not None:
+            self.codec = self.engine.codec
+        summary = self.engine.stop(reason)
+        self._tick()  # deliver the "stopped" event and the last frames at once
+        return summary
+
+    def restart(self, config: EngineConfig) -> bool:
+        """Stop and start again with `config`, reusing the loaded codec (no model load)."""
+        self.stop("restarting")
+        return self.start(config)
+
+    def shutdown(self) -> None:
+        self.timer.stop()
+        try:
+            self.engine.stop("window closed")
+        finally:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- the UI tick -----------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        engine = self.engine
+        running = engine.running
+        if running and engine.codec is not None and engine.codec is not self.codec:
+            self.codec, self.codec_model = engine.codec, Path(str(engine.config.model))
+            if self._job is None:  # a swap landed (not our own start, which reports below)
+                self.sigCodec.emit(self.codec)
+        frames: list[FrameMetrics] = []
+        for item in engine.queue.drain():
+            if isinstance(item, EngineEvent):
+                if frames:
+                    self.sigFrames.emit(frames)
+                    frames = []
+                log.log(logging.WARNING if item.kind in ("error", "warning") else logging.INFO,
+                        "engine %s: %s", item.kind, item.message)
+                self.sigEvent.emit(item)
+            else:
+                frames.append(item)
+        if frames:
+            self.sigFrames.emit(frames)
+        self._poll_jobs()
+        running = engine.running
+        if running != self._was_running and self._job is None:
+            self._was_running = running
+            self.sigRunning.emit(running)
+        self.sigTick.emit()
+
+    def _poll_jobs(self) -> None:
+        if self._swap is not None and not self._swap.is_alive():
+            self._swap = None
+            if self._job is None:
+                self.sigBusy.emit(False, "")
+        job = self._job
+        if job is None or not job.done():
+            return
+        self._job, kind = None, self._job_kind
+        try:
+            codec, model = job.result()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
+            log.warning("%s failed", kind, exc_info=exc)
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+            self.sigBusy.emit(False, "")
+            if kind == "start":
+                self._was_running = self.engine.running
+                self.sigRunning.emit(self._was_running)
+            self.sigCodec.emit(self.codec)  # the window falls back to what is still loaded
+            return
+        self.codec, self.codec_model = codec, model
+        self.sigBusy.emit(self._swap is not None, self._busy_text if self._swap is not None else "")
+        self.sigCodec.emit(codec)
+        if kind == "start":
+            self._was_running = self.engine.running
+            self.sigRunning.emit(self._was_running)

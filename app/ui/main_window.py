@@ -1,0 +1,728 @@
+"""The main window: controls on the left, readouts and plots on the right (GUI thread).
+
+Wiring only: the EngineBridge does the engine work, plots.py draws, controls.py holds the widgets.
+Every failure ends up as a banner above the plots (and a line in the status bar and the log); the
+window stays usable whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW, Engine, EngineConfig
+from app.audio.metrics import EngineEvent, FrameMetrics
+from app.config import APP_NAME
+from app.models import VARIANTS, find_cached, is_model_folder
+from app.ui import theme
+from app.ui.compat import guard_singleton_refcounts
+from app.ui.controls import ControlsPanel, format_bps
+from app.ui.engine_bridge import EngineBridge
+from app.ui.plots import LevelMeter, PlotsPanel
+
+log = logging.getLogger(__name__)
+
+TEXT_REFRESH_MS = 250  # readouts and status bar: ~4 Hz, easy to read
+RECENT_FOLDERS_MAX = 10
+QUIET_STOP_REASONS = ("stopped", "restarting", "window closed")
+
+WELCOME_HTML = f"""
+<h2 style="color:{theme.TEXT}">No Mimi model yet</h2>
+<p>Mimi Live runs Kyutai's Mimi codec from a <b>model folder</b> holding
+<code>encoder_model.onnx</code>, <code>decoder_model.onnx</code> and <code>state_spec.txt</code>
+(the streaming ONNX export published as <code>BMekiker/mimi-onnx-streaming</code>).</p>
+<p><b>Have one?</b> Click <b>Open model folder…</b> (Ctrl+O) on the left and pick it.
+Published variants already in your Hugging Face cache show up in the Variant list by themselves;
+downloading them from the app comes in a later version.</p>
+<p><b>No network?</b> Make a stand-in with the same architecture and cost (random weights: it
+sounds like noise, but every plot works):</p>
+<pre style="color:{theme.ACCENT}">pip install -e ".[export]"
+mimi-live export stand-ins/streaming-8cb --random-weights --codebooks 8</pre>
+<p>then open <code>stand-ins/streaming-8cb</code>.</p>
+"""
+
+
+class Banner(QFrame):
+    """One message above the plots: error (red), warning (amber) or info (blue), dismissible."""
+
+    COLOURS = {"error": theme.ERROR_BG, "warning": theme.WARN_BG, "info": theme.INFO_BG}
+
+    def __init__(self):
+        super().__init__()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.close_button = QPushButton("Dismiss")
+        self.close_button.setFlat(True)
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.close_button, 0, Qt.AlignTop)
+        self.kind = ""
+        self.hide()
+
+    def show_message(self, kind: str, text: str) -> None:
+        self.kind = kind
+        title = {"error": "Error", "warning": "Warning", "info": ""}[kind]
+        self.label.setText(f"<b>{title}:</b> {text}" if title else text)
+        self.label.setToolTip(text)
+        self.setStyleSheet(f"Banner {{ background: {self.COLOURS[kind]}; border-radius: 4px; }}"
+                           f"QLabel {{ color: {theme.TEXT}; }}")
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.toolTip() if self.isVisible() else ""
+
+
+class Readout(QFrame):
+    """A small card: title above a large value."""
+
+    def __init__(self, title: str, tooltip: str):
+        super().__init__()
+        self.setObjectName("readout")
+        self.setStyleSheet(f"#readout {{ background: {theme.PANEL}; border-radius: 4px; }}")
+        self.setToolTip(tooltip)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(10, 4, 10, 4)
+        layout.setSpacing(0)
+        head = QLabel(title.upper())
+        head.setStyleSheet(f"color: {theme.MUTED}; font-size: 8pt; letter-spacing: 1px;")
+        self.value = QLabel("–")
+        self.value.setStyleSheet(f"color: {theme.TEXT}; font-size: 15pt; font-weight: 600;")
+        layout.addWidget(head)
+        layout.addWidget(self.value)
+
+    def set(self, text: str, colour: str | None = None) -> None:
+        self.value.setText(text)
+        self.value.setStyleSheet(f"color: {colour or theme.TEXT}; font-size: 15pt; font-weight: 600;")
+
+
+def default_record_folder() -> Path:
+    import platformdirs
+
+    for getter in (platformdirs.user_music_dir, platformdirs.user_documents_dir):
+        try:
+            folder = Path(getter())
+        except Exception:  # noqa: BLE001
+            continue
+        if folder.is_dir():
+            return folder / APP_NAME
+    return Path.home() / APP_NAME
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None, engine_factory: Callable[[], Engine] = Engine,
+                 model_override: Path | None = None, device_lister: Callable | None = None,
+                 interactive: bool = True):
+        guard_singleton_refcounts()  # before any signal is emitted from Python
+        super().__init__()
+        self.settings = settings or QSettings()
+        self.interactive = interactive  # False in tests: never open a modal dialog
+        if device_lister is None:
+            from app.audio.devices import list_devices as device_lister
+        self._list_devices = device_lister
+        self.setWindowTitle(APP_NAME)
+        self.bridge = EngineBridge(engine_factory, self)
+        self.controls = ControlsPanel()
+        self.plots = PlotsPanel(self.bridge.audio_tap)
+        self.banner = Banner()
+        self._input_file: Path | None = None
+        self._last: FrameMetrics | None = None
+        self._recent: deque[FrameMetrics] = deque(maxlen=12)  # ~1 s of 80 ms chunks for RTF
+        self._tick_times: deque[float] = deque(maxlen=64)
+        self._recording_paths: list[str] | None = None
+        self._busy = False
+        self._build()
+        self._connect()
+        self._shortcuts()
+        self._restore(model_override)
+        self.text_timer = QTimer(self)
+        self.text_timer.setInterval(TEXT_REFRESH_MS)
+        self.text_timer.timeout.connect(self._refresh_text)
+        self.text_timer.start()
+        self._update_enabled()
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.resize(1440, 900)
+        self.setMinimumSize(1000, 680)
+        central = QWidget()
+        outer = QHBoxLayout(central)
+        outer.setContentsMargins(10, 10, 10, 6)
+        outer.setSpacing(10)
+
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.controls.minimumWidth() + 12)
+        scroll.setMaximumWidth(self.controls.maximumWidth() + 12)
+        outer.addWidget(scroll)
+
+        right = QVBoxLayout()
+        right.setSpacing(8)
+        right.addWidget(self.banner)
+        strip = QHBoxLayout()
+        strip.setSpacing(8)
+        self.readouts = {
+            "bitrate": Readout("Bitrate", "Code bits sent per second: codebooks x 11 bits x 12.5 frames/s"),
+            "rtf": Readout("RTF", "Compute time / audio time over the last second (below 1 keeps up)"),
+            "latency": Readout("Latency", "End-to-end estimate: device latencies + buffering + compute"),
+            "kv": Readout("KV cache", "Encoder KV cache length / window (tokens, 25 per second)"),
+            "monitor": Readout("Hearing", "What the speaker plays: codec, bypass (input) or residual"),
+        }
+        for card in self.readouts.values():
+            card.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            strip.addWidget(card)
+        meters = QVBoxLayout()
+        meters.setSpacing(2)
+        self.input_meter = LevelMeter("In", theme.INPUT)
+        self.output_meter = LevelMeter("Out", theme.OUTPUT)
+        meters.addWidget(self.input_meter)
+        meters.addWidget(self.output_meter)
+        meter_box = QFrame()
+        meter_box.setObjectName("meters")
+        meter_box.setStyleSheet(f"#meters {{ background: {theme.PANEL}; border-radius: 4px; }}")
+        meter_box.setLayout(meters)
+        meters.setContentsMargins(6, 4, 6, 4)
+        meter_box.setMinimumWidth(260)
+        strip.addWidget(meter_box, 2)
+        right.addLayout(strip)
+
+        self.welcome = QLabel(WELCOME_HTML)
+        self.welcome.setWordWrap(True)
+        self.welcome.setTextFormat(Qt.RichText)
+        self.welcome.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.welcome.setAlignment(Qt.AlignTop | Qt.AlignLeft)
+        self.welcome.setContentsMargins(30, 20, 30, 20)
+        self.welcome.setMaximumWidth(760)
+        welcome_page = QWidget()
+        welcome_layout = QHBoxLayout(welcome_page)
+        welcome_layout.addWidget(self.welcome, 0, Qt.AlignTop | Qt.AlignHCenter)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.plots)
+        self.pages.addWidget(welcome_page)
+        right.addWidget(self.pages, 1)
+        outer.addLayout(right, 1)
+        self.setCentralWidget(central)
+
+        bar = self.statusBar()
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setRange(0, 0)  # indeterminate: a spinner
+        self.busy_bar.setMaximumWidth(120)
+        self.busy_bar.setMaximumHeight(14)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.hide()
+        self.busy_label = QLabel()
+        bar.addWidget(self.busy_bar)
+        bar.addWidget(self.busy_label)
+        self.status = {name: QLabel() for name in ("model", "bitrate", "rtf", "xruns", "dropped", "fps")}
+        for label in self.status.values():
+            label.setStyleSheet(f"color: {theme.MUTED}; padding: 0 6px;")
+            bar.addPermanentWidget(label)
+
+        menu = self.menuBar().addMenu("&File")
+        self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence.Open)
+        self.open_action.triggered.connect(self.open_model_folder_dialog)
+        menu.addAction(self.open_action)
+        quit_action = QAction("Quit", self, shortcut=QKeySequence.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+
+    def _connect(self) -> None:
+        c = self.controls
+        c.start_button.clicked.connect(self.toggle_running)
+        c.model_combo.currentIndexChanged.connect(self._on_model_chosen)
+        c.open_model_button.clicked.connect(self.open_model_folder_dialog)
+        c.codebooks_combo.currentIndexChanged.connect(self._on_codebooks_chosen)
+        c.kv_combo.currentIndexChanged.connect(self._on_kv_chosen)
+        c.source_combo.currentIndexChanged.connect(self._on_source_chosen)
+        c.refresh_devices_button.clicked.connect(self.refresh_devices)
+        c.input_combo.currentIndexChanged.connect(lambda: self._save_device("input"))
+        c.output_combo.currentIndexChanged.connect(lambda: self._save_device("output"))
+        c.chunk_combo.currentIndexChanged.connect(
+            lambda: self.settings.setValue("audio/chunk_ms", c.chunk_combo.currentData()))
+        for mode, button in c.monitor_buttons.items():
+            button.clicked.connect(lambda _=False, m=mode: self.set_monitor(m))
+        c.record_button.toggled.connect(self._on_record_toggled)
+        c.record_folder_button.clicked.connect(self.choose_record_folder_dialog)
+        b = self.bridge
+        b.sigFrames.connect(self._on_frames)
+        b.sigEvent.connect(self._on_event)
+        b.sigBusy.connect(self._on_busy)
+        b.sigRunning.connect(self._on_running)
+        b.sigCodec.connect(self._on_codec)
+        b.sigTick.connect(self._on_tick)
+
+    def _shortcuts(self) -> None:
+        for keys, slot in (("1", lambda: self.set_monitor("codec")), ("2", lambda: self.set_monitor("bypass")),
+                           ("3", lambda: self.set_monitor("residual")), ("Space", self.toggle_ab),
+                           ("R", self.controls.record_button.toggle), ("F5", self.toggle_running),
+                           ("Ctrl+Return", self.toggle_running)):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.activated.connect(slot)
+
+    # -- settings --------------------------------------------------------------------------------
+
+    def _restore(self, model_override: Path | None) -> None:
+        s, c = self.settings, self.controls
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        c.select_data(c.chunk_combo, int(s.value("audio/chunk_ms", CHUNK_CHOICES_MS[0])))
+        kv = s.value("model/kv_window", DEFAULT_KV_WINDOW)
+        c.select_data(c.kv_combo, 0 if kv in (None, "", "none") else int(kv))
+        c.select_data(c.source_combo, s.value("audio/source", "mic"))
+        saved_file = s.value("audio/file", "")
+        if saved_file and Path(saved_file).is_file():
+            self._input_file = Path(saved_file)
+        if c.source_combo.currentData() == "file" and self._input_file is None:
+            c.select_data(c.source_combo, "mic")
+        self._show_file()
+        self.set_monitor(s.value("session/monitor", "codec"))
+        self._show_record_folder()
+        self.refresh_devices()
+        if model_override is not None:
+            self.add_model_folder(Path(model_override), load=False)
+        self._populate_models(select=str(Path(model_override).resolve()) if model_override else
+                              s.value("model/selected", ""))
+        self._load_selected()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.text_timer.stop()
+        self.bridge.shutdown()
+        self.settings.sync()
+        super().closeEvent(event)
+
+    def record_folder(self) -> Path:
+        value = self.settings.value("record/folder", "")
+        return Path(value) if value else default_record_folder()
+
+    def set_record_folder(self, folder: Path) -> None:
+        self.settings.setValue("record/folder", str(folder))
+        self._show_record_folder()
+
+    def _show_record_folder(self) -> None:
+        folder = self.record_folder()
+        armed = self.controls.record_button.isChecked() and not self.bridge.running
+        text = f"{'Will record' if armed else 'Recordings go'} to {folder}"
+        if self._recording_paths:
+            text = "Recording " + " and ".join(Path(p).name for p in self._recording_paths) + f" in {folder}"
+        self.controls.set_note(self.controls.record_note, text)
+
+    # -- models ----------------------------------------------------------------------------------
+
+    def model_folders(self) -> list[str]:
+        value = self.settings.value("model/folders", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def add_model_folder(self, folder: Path, load: bool = True) -> bool:
+        """Adds a user model folder (remembered), selects it and loads it; False if it is not one."""
+        folder = Path(folder).expanduser().resolve()
+        if not is_model_folder(folder):
+            self.show_message("error", f"{folder} is not a Mimi model folder: it needs encoder_model.onnx, "
+                                       "decoder_model.onnx and state_spec.txt")
+            return False
+        folders = [f for f in self.model_folders() if f != str(folder)]
+        self.settings.setValue("model/folders", [str(folder), *folders][:RECENT_FOLDERS_MAX])
+        if load:
+            self._populate_models(select=str(folder))
+            self._load_selected()
+        return True
+
+    def forget_model_folder(self, folder: Path | str) -> None:
+        self.settings.setValue("model/folders", [f for f in self.model_folders() if f != str(folder)])
+
+    def _populate_models(self, select: str = "") -> None:
+        combo = self.controls.model_combo
+        combo.blockSignals(True)
+        combo.clear()
+        model = combo.model()
+        for v in VARIANTS:
+            path = find_cached(v)
+            text = v.label + ("" if path else "  · not downloaded")
+            combo.addItem(text, str(path) if path else "")
+            if path is None:
+                model.item(combo.count() - 1).setEnabled(False)
+                model.item(combo.count() - 1).setToolTip("Not in the Hugging Face cache; download arrives "
+                                                         "in a later version: use Open model folder…")
+        for folder in self.model_folders():
+            combo.addItem(f"{Path(folder).name}  — {folder}", folder)
+            combo.setItemData(combo.count() - 1, folder, Qt.ToolTipRole)
+        index = combo.findData(select) if select else -1
+        if index < 0 or not combo.itemData(index):
+            index = next((i for i in range(combo.count()) if combo.itemData(i)), -1)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        has_model = any(combo.itemData(i) for i in range(combo.count()))
+        self.pages.setCurrentIndex(0 if has_model else 1)
+
+    def selected_model(self) -> Path | None:
+        data = self.controls.model_combo.currentData()
+        return Path(data) if data else None
+
+    def _wanted_codebooks(self, model: Path) -> int | None:
+        wanted = self.controls.codebooks_combo.currentData() or self.settings.value("model/codebooks", None)
+        if wanted in (None, ""):
+            return None
+        try:
+            from app.codec.spec import parse_state_spec
+
+            available = parse_state_spec(model / "state_spec.txt").num_codebooks
+        except Exception:  # noqa: BLE001 - the load will report a broken folder properly
+            return None
+        return int(wanted) if int(wanted) <= available else None
+
+    def _load_selected(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            return
+        self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
+                               kv_window=self.controls.kv_window())
+
+    def _on_model_chosen(self) -> None:
+        model = self.selected_model()
+        if model is None or self.bridge.busy:
+            self._sync_model_combo()
+            return
+        if self.bridge.codec_model is not None and model == self.bridge.codec_model:
+            return
+        self.settings.setValue("model/selected", str(model))
+        self._load_selected()
+
+    def _sync_model_combo(self) -> None:
+        model = self.bridge.codec_model
+        if model is not None:
+            self.controls.select_data(self.controls.model_combo, str(model))
+
+    def open_model_folder_dialog(self) -> None:
+        if not self.interactive:
+            return
+        start = self.model_folders()[0] if self.model_folders() else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a Mimi model folder", start)
+        if folder:
+            self.add_model_folder(Path(folder))
+
+    def _on_codebooks_chosen(self) -> None:
+        k = self.controls.codebooks_combo.currentData()
+        if k is None:
+            return
+        self.settings.setValue("model/codebooks", int(k))
+        if self.bridge.codec is not None and k != self.bridge.codec.num_codebooks:
+            if not self.bridge.set_codebooks(int(k)):
+                self._on_codec(self.bridge.codec)  # busy: put the combo back
+
+    def _on_kv_chosen(self) -> None:
+        window = self.controls.kv_window()
+        self.settings.setValue("model/kv_window", "none" if window is None else int(window))
+        self.plots.kv.set_window(window)
+        self.bridge.set_kv_window(window)
+
+    def _on_codec(self, codec) -> None:
+        c = self.controls
+        if codec is None:
+            c.set_codebook_choices((), 0, None)
+        else:
+            size = codec.contract.codebook_size
+            c.set_codebook_choices(tuple(codec.codebook_choices), codec.num_codebooks, size)
+            self.plots.codebooks.set_model(codec.max_codebooks, size)
+            notes = [n for n in (codec.codebook_note, codec.kv_warning) if n]
+            c.set_note(c.model_note, "; ".join(notes) or None, theme.DECODE if notes else None)
+        self._sync_model_combo()
+        self._refresh_text()
+        self._update_enabled()
+
+    # -- devices and source ----------------------------------------------------------------------
+
+    def refresh_devices(self) -> None:
+        from app.audio.devices import DeviceError
+
+        c = self.controls
+        try:
+            devices = list(self._list_devices())
+            problem = None
+        except DeviceError as exc:
+            devices, problem = [], str(exc)
+        except Exception as exc:  # noqa: BLE001 - a device list must never take the window down
+            log.exception("listing devices failed")
+            devices, problem = [], f"cannot list audio devices ({exc})"
+        for kind, combo in (("input", c.input_combo), ("output", c.output_combo)):
+            saved = self.settings.value(f"audio/{kind}_device", "")
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem("System default", "")
+            for d in devices:
+                if d.channels(kind) > 0:
+                    combo.addItem(f"{d.name} ({d.hostapi})", (d.index, f"{d.name}\t{d.hostapi}"))
+                    combo.setItemData(combo.count() - 1, f"#{d.index} {d.name} — {d.hostapi}", Qt.ToolTipRole)
+            index = next((i for i in range(1, combo.count()) if combo.itemData(i)[1] == saved), 0)
+            combo.setCurrentIndex(index)
+            combo.blockSignals(False)
+        if problem:
+            c.set_note(c.audio_note, f"Audio devices unavailable: {problem}", theme.DECODE)
+        elif not devices:
+            c.set_note(c.audio_note, "No audio devices found: the system default will be tried.", theme.DECODE)
+        else:
+            c.set_note(c.audio_note, None)
+
+    def _save_device(self, kind: str) -> None:
+        combo = self.controls.input_combo if kind == "input" else self.controls.output_combo
+        data = combo.currentData()
+        self.settings.setValue(f"audio/{kind}_device", data[1] if data else "")
+
+    def set_input_file(self, path: Path) -> None:
+        self._input_file = Path(path)
+        self.settings.setValue("audio/file", str(path))
+        self.controls.select_data(self.controls.source_combo, "file")
+        self.settings.setValue("audio/source", "file")
+        self._show_file()
+        self._update_enabled()
+
+    def set_source(self, source: str) -> None:
+        """'mic', 'file' (needs set_input_file first) or 'tone'."""
+        self.controls.select_data(self.controls.source_combo, source)
+        self._on_source_chosen()
+
+    def _on_source_chosen(self) -> None:
+        source = self.controls.source_combo.currentData()
+        if source == "file" and self._input_file is None:
+            path = None
+            if self.interactive:
+                path, _ = QFileDialog.getOpenFileName(self, "Play an audio file in a loop", str(Path.home()),
+                                                      "Audio (*.wav *.flac *.ogg *.mp3 *.aiff);;All files (*)")
+            if not path:
+                self.controls.select_data(self.controls.source_combo, self.settings.value("audio/source", "mic"))
+                self._show_file()
+                return
+            self._input_file = Path(path)
+            self.settings.setValue("audio/file", path)
+        self.settings.setValue("audio/source", source)
+        self._show_file()
+        self._update_enabled()
+
+    def _show_file(self) -> None:
+        c = self.controls
+        is_file = c.source_combo.currentData() == "file" and self._input_file is not None
+        c.set_note(c.file_label, f"{self._input_file.name} (looped)" if is_file else None)
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def current_config(self, record: bool | None = None) -> EngineConfig | None:
+        c = self.controls
+        model = self.bridge.codec_model or self.selected_model()
+        if model is None:
+            return None
+        record = c.record_button.isChecked() if record is None else record
+        input_device = c.input_combo.currentData()
+        output_device = c.output_combo.currentData()
+        codec = self.bridge.codec
+        return EngineConfig(
+            model=model,
+            codebooks=c.codebooks_combo.currentData() or (codec.num_codebooks if codec else None),
+            chunk_ms=int(c.chunk_combo.currentData()),
+            kv_window=c.kv_window(),
+            source=c.source_combo.currentData(),
+            input_file=self._input_file,
+            input_device=input_device[0] if input_device else None,
+            output_device=output_device[0] if output_device else None,
+            monitor=self.monitor(),
+            record_dir=self.record_folder() if record else None,
+        )
+
+    def toggle_running(self) -> None:
+        if self.bridge.busy:
+            return
+        if self.bridge.running:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> bool:
+        config = self.current_config()
+        if config is None:
+            self.show_message("error", "no model: open a model folder first (see the instructions)")
+            return False
+        if config.source == "file" and config.input_file is None:
+            self.show_message("error", "choose an audio file first (Source: WAV file…)")
+            return False
+        self.banner.hide()
+        self._prepare_plots(config)
+        return self.bridge.start(config)
+
+    def stop(self) -> None:
+        self.bridge.stop()
+
+    def _prepare_plots(self, config: EngineConfig) -> None:
+        self._last = None
+        self._recent.clear()
+        self.plots.reset()
+        self.plots.latency.set_budget(config.chunk_ms)
+        self.plots.kv.set_window(config.kv_window)
+        self.input_meter.reset()
+        self.output_meter.reset()
+
+    def monitor(self) -> str:
+        return next((m for m, b in self.controls.monitor_buttons.items() if b.isChecked()), "codec")
+
+    def set_monitor(self, mode: str) -> None:
+        if mode not in self.controls.monitor_buttons:
+            mode = "codec"
+        self.controls.set_monitor(mode)
+        self.bridge.engine.monitor = mode  # the worker reads it at the next chunk: instant A/B
+        self.settings.setValue("session/monitor", mode)
+        self._refresh_text()
+
+    def toggle_ab(self) -> None:
+        self.set_monitor("bypass" if self.monitor() == "codec" else "codec")
+
+    def _on_record_toggled(self, checked: bool) -> None:
+        c = self.controls
+        c.record_button.setText("■  Recording" if checked and self.bridge.running else "●  Record")
+        if self.bridge.running and not self.bridge.busy:
+            # The engine takes its record folder at start: restart the session with the codec
+            # already loaded (a short gap, no model load).
+            config = self.current_config(record=checked)
+            if config is not None:
+                self._prepare_plots(config)
+                self.bridge.restart(config)
+        self._show_record_folder()
+
+    def choose_record_folder_dialog(self) -> None:
+        if not self.interactive:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Folder for recordings", str(self.record_folder()))
+        if folder:
+            self.set_record_folder(Path(folder))
+
+    # -- bridge signals --------------------------------------------------------------------------
+
+    def _on_frames(self, frames: list) -> None:
+        for m in frames:
+            self.plots.add(m)
+            self._recent.append(m)
+        self._last = frames[-1]
+
+    def _on_tick(self) -> None:
+        self._tick_times.append(time.perf_counter())
+        if self.pages.currentIndex() == 0:
+            self.plots.redraw()
+        if self._last is not None and self.bridge.running:
+            self.input_meter.set_level(self._last.input_level_db)
+            self.output_meter.set_level(self._last.output_level_db)
+
+    def _on_event(self, event: EngineEvent) -> None:
+        if event.kind == "error":
+            self.show_message("error", event.message)
+        elif event.kind == "warning":
+            self.show_message("warning", event.message)
+        elif event.kind == "stopped":
+            if event.message not in QUIET_STOP_REASONS:
+                self.show_message("error", f"streaming stopped: {event.message}")
+            if self._recording_paths:
+                names = " and ".join(self._recording_paths)
+                if not (self.banner.isVisible() and self.banner.kind == "error"):
+                    self.show_message("info", f"Recorded {names}")
+                self._recording_paths = None
+            self.statusBar().showMessage(f"Stopped ({event.message})", 5000)
+        elif event.kind == "started":
+            self._recording_paths = (self.bridge.engine.info or {}).get("recording")
+            self.statusBar().showMessage(event.message.capitalize(), 4000)
+        else:
+            self.statusBar().showMessage(event.message, 5000)
+        self._show_record_folder()
+
+    def _on_busy(self, busy: bool, text: str) -> None:
+        self._busy = busy
+        self.busy_bar.setVisible(busy)
+        self.busy_label.setText(text if busy else "")
+        if not busy and self.bridge.codec is not None:
+            self._on_codec(self.bridge.codec)  # a failed swap: show what is still running
+        self._update_enabled()
+
+    def _on_running(self, running: bool) -> None:
+        if not running:
+            self.input_meter.reset()
+            self.output_meter.reset()
+        self.controls.record_button.setText(
+            "■  Recording" if running and self.controls.record_button.isChecked() else "●  Record")
+        self._update_enabled()
+        self._refresh_text()
+
+    def show_message(self, kind: str, text: str) -> None:
+        log.log(logging.ERROR if kind == "error" else logging.INFO, "%s: %s", kind, text)
+        self.banner.show_message(kind, text)
+        self.statusBar().showMessage(text.splitlines()[0][:160], 8000)
+
+    def _update_enabled(self) -> None:
+        c, running, busy = self.controls, self.bridge.running, self.bridge.busy
+        has_model = self.selected_model() is not None or self.bridge.codec_model is not None
+        c.start_button.setText("Stop" if running else "Start")
+        c.start_button.setStyleSheet(
+            f"QPushButton {{ background: {'#8a2b2b' if running else '#2b6a3f'}; color: white; border-radius: 4px; }}"
+            "QPushButton:disabled { background: #3a3f47; color: #777; }")
+        c.start_button.setEnabled(not busy and (running or has_model))
+        for widget in (c.model_combo, c.open_model_button, c.codebooks_combo, c.kv_combo):
+            widget.setEnabled(not busy)
+        c.codebooks_combo.setEnabled(not busy and c.codebooks_combo.count() > 1)
+        # These need new streams: change them while stopped.
+        for widget in (c.source_combo, c.input_combo, c.output_combo, c.refresh_devices_button, c.chunk_combo):
+            widget.setEnabled(not running and not busy)
+            widget.setToolTip("Stop to change" if running else "")
+        c.input_combo.setEnabled(not running and not busy and c.source_combo.currentData() == "mic")
+        c.record_button.setEnabled(not busy)
+
+    def _refresh_text(self) -> None:
+        """Readouts and status bar, ~4 Hz."""
+        r, s = self.readouts, self.status
+        codec = self.bridge.codec
+        bitrate = codec.bitrate_bps if codec is not None else None
+        r["bitrate"].set(format_bps(bitrate) if bitrate else "–")
+        r["monitor"].set(self.monitor().upper(), {"codec": theme.OUTPUT, "bypass": theme.INPUT,
+                                                  "residual": theme.DECODE}[self.monitor()])
+        model = self.bridge.codec_model
+        s["model"].setText(f"{model.name} · {codec.num_codebooks} cb" if model and codec else "no model")
+        s["bitrate"].setText(format_bps(bitrate) if bitrate else "")
+        recent = list(self._recent)
+        if recent and self.bridge.running:
+            rtf = sum(m.compute_ms for m in recent) / sum(m.frames * 80.0 for m in recent)
+            last = recent[-1]
+            r["rtf"].set(f"{rtf:.2f}", theme.BUDGET if rtf > 0.9 else theme.DECODE if rtf > 0.7 else None)
+            r["latency"].set(f"{last.latency_ms:.0f} ms")
+            window = self.controls.kv_window()
+            r["kv"].set(f"{last.kv_encoder}" + (f" / {window}" if window else ""))
+            s["rtf"].setText(f"RTF {rtf:.2f}")
+            s["xruns"].setText(f"underruns {last.underruns} · overruns {last.overruns}")
+            s["dropped"].setText(f"dropped {last.dropped_frames} frames")
+        elif not self.bridge.running:
+            for key in ("rtf", "latency", "kv"):
+                r[key].set("–")
+        ticks = list(self._tick_times)
+        fps = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 and ticks[-1] > ticks[0] else 0.0
+        s["fps"].setText(f"UI {fps:.0f} fps")

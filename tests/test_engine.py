@@ -1,0 +1,296 @@
+"""The live engine on a deterministic fake audio backend (real codec, real rings, no sound card).
+
+The test plays PortAudio's part with FakeIO.tick() and runs the worker's step() itself, so every
+sample's path is reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app.audio.engine import FADE_SAMPLES, Engine, EngineConfig, EngineError
+from app.audio.metrics import EngineEvent, FrameMetrics
+from app.audio.streams import FakeIO
+from app.codec import StreamingCodec
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+from conftest import model_dir
+
+BLOCK = 480  # 20 ms device blocks
+
+
+def make_engine(**io_options) -> tuple[Engine, list[FakeIO]]:
+    made: list[FakeIO] = []
+
+    def factory(config: EngineConfig) -> FakeIO:
+        made.append(FakeIO(use_input=config.source == "mic", **io_options))
+        return made[-1]
+
+    return Engine(io_factory=factory), made
+
+
+def drive(engine: Engine, io: FakeIO, signal: np.ndarray | None, ticks: int, block_out: int = BLOCK) -> np.ndarray:
+    """Feeds `signal` (device-rate input) block by block, lets the worker catch up after each block."""
+    played = []
+    block_in = round(block_out * (io.input_rate or io.output_rate) / io.output_rate)
+    for i in range(ticks):
+        chunk = None if signal is None else signal[i * block_in : (i + 1) * block_in]
+        played.append(io.tick(block_out, chunk))
+        while engine.step():
+            pass
+    return np.concatenate(played)
+
+
+def noise(seconds: float, rate: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarray:
+    return (0.2 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def events(engine: Engine) -> list[EngineEvent]:
+    return [item for item in engine.queue.drain() if isinstance(item, EngineEvent)]
+
+
+def offset_samples(engine: Engine) -> int:
+    """Where the first processed chunk starts in the played audio: pre-roll + one chunk of silence."""
+    preroll = round(engine.info["preroll_ms"] * SAMPLE_RATE_HZ / 1000)
+    return preroll + engine.config.chunk_samples
+
+
+@pytest.mark.parametrize("chunk_ms", [80, 240])
+def test_codec_mode_plays_exactly_the_codec_output(chunk_ms: int) -> None:
+    engine, ios = make_engine()
+    config = EngineConfig(model=model_dir("tiny-8cb"), chunk_ms=chunk_ms, kv_window=None)
+    engine.start(config, threaded=False)
+    signal = noise(3.0)
+    played = drive(engine, ios[0], signal, ticks=len(signal) // BLOCK)
+    start = offset_samples(engine)
+    chunk = config.chunk_samples
+    processed = (len(played) - start) // chunk * chunk
+    reference = StreamingCodec(model_dir("tiny-8cb"), kv_window=None)
+    expected = np.concatenate([reference.decode(reference.encode(signal[i : i + chunk]))
+                               for i in range(0, processed, chunk)])
+    got = played[start : start + processed]
+    assert not np.any(played[:start]), "pre-roll must be silence"
+    np.testing.assert_allclose(got[FADE_SAMPLES:], expected[FADE_SAMPLES:], atol=1e-5 * np.abs(expected).max())
+    summary = engine.stop()
+    assert summary["underruns"] == 0 and summary["dropped_frames"] == 0
+    assert summary["frames"] == len(signal) // chunk * chunk // FRAME_SIZE  # every whole chunk that arrived
+
+
+def test_bypass_is_the_input_delayed_by_the_codec_path_and_residual_is_the_difference() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), monitor="bypass"), threaded=False)
+    signal = noise(2.0)
+    played = drive(engine, ios[0], signal, ticks=len(signal) // BLOCK)
+    start = offset_samples(engine)
+    n = len(played) - start
+    np.testing.assert_array_equal(played[start + FADE_SAMPLES : start + n], signal[FADE_SAMPLES:n])
+
+    engine.monitor = "residual"
+    more = drive(engine, ios[0], noise(1.0, seed=1), ticks=50)
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert metrics[-1].monitor == "residual"
+    assert np.abs(more).max() > 0
+    engine.stop()
+
+
+def test_monitor_switch_crossfades_instead_of_jumping() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), monitor="bypass"), threaded=False)
+    tone = (0.5 * np.sin(2 * np.pi * 300 * np.arange(SAMPLE_RATE_HZ * 2) / SAMPLE_RATE_HZ)).astype(np.float32)
+    drive(engine, ios[0], tone[: SAMPLE_RATE_HZ], ticks=SAMPLE_RATE_HZ // BLOCK)
+    engine.monitor = "codec"
+    played = drive(engine, ios[0], tone[SAMPLE_RATE_HZ:], ticks=SAMPLE_RATE_HZ // BLOCK)
+    # Bypass of a smooth tone: sample-to-sample steps stay small through the switch's ramp.
+    switch = np.argmax(np.abs(np.diff(played)) > 0)  # first audible sample of the played block
+    steps = np.abs(np.diff(played[switch : switch + FADE_SAMPLES // 2]))
+    assert steps.max() < 0.2
+    engine.stop()
+
+
+def test_device_rates_are_converted_both_ways() -> None:
+    engine, ios = make_engine(input_rate=48_000, output_rate=44_100)
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), monitor="bypass"), threaded=False)
+    t = np.arange(48_000 * 3) / 48_000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    played = drive(engine, ios[0], tone, ticks=3 * 44_100 // 441, block_out=441)
+    tail = played[-44_100:]
+    peak_hz = np.argmax(np.abs(np.fft.rfft(tail * np.hanning(len(tail))))) * 44_100 / len(tail)
+    assert abs(peak_hz - 1000) < 5
+    assert engine.stop()["underruns"] == 0
+
+
+def test_falling_behind_drops_whole_frames_instead_of_growing_latency() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    io = ios[0]
+    for block in np.split(noise(2.0), 100):  # 2 s arrive while the worker is stalled
+        io.tick(BLOCK, block)
+    engine.step()
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert metrics[-1].dropped_frames >= 20  # 25 frames arrived, at most ~2 chunks may wait
+    assert metrics[-1].queue_ms <= 80
+    engine.stop()
+
+
+def test_an_all_zero_microphone_is_reported_after_two_seconds() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, ios[0], None, ticks=50)  # 1 s
+    assert not [e for e in events(engine) if e.kind == "warning"]
+    drive(engine, ios[0], None, ticks=60)  # 2.2 s in all
+    warnings = [e for e in events(engine) if e.kind == "warning"]
+    assert len(warnings) == 1 and "only zeros" in warnings[0].message
+    engine.stop()
+
+
+def test_a_vanished_device_stops_the_engine_cleanly_and_it_can_start_again() -> None:
+    engine, ios = make_engine()
+    config = EngineConfig(model=model_dir("tiny-8cb"))
+    engine.start(config, threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    ios[0].simulate_device_lost("input")
+    assert engine.step() is False
+    assert not engine.running
+    kinds = [e.kind for e in events(engine)]
+    assert kinds[-2:] == ["error", "stopped"]
+    assert "device" in engine.stop_reason
+    engine.start(config, threaded=False)  # a fresh start works
+    drive(engine, ios[1], noise(0.5), ticks=25)
+    assert engine.stop()["frames"] > 0
+
+
+def test_recording_writes_input_and_reconstruction_readable_while_running(tmp_path) -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), record_dir=tmp_path), threaded=False)
+    signal = noise(1.0)
+    drive(engine, ios[0], signal, ticks=50)
+    frames = engine.stats.frames
+    input_path, output_path = map(type(tmp_path), engine.info["recording"])
+    # Still recording: the headers are already up to date, nothing is lost on a crash.
+    for path in (input_path, output_path):
+        assert sf.info(str(path)).frames == frames * FRAME_SIZE
+    recorded, rate = sf.read(str(input_path), dtype="float32")
+    assert rate == SAMPLE_RATE_HZ
+    np.testing.assert_allclose(recorded, signal[: len(recorded)], atol=1 / 32768)
+    engine.stop()
+    assert sf.info(str(output_path)).frames == frames * FRAME_SIZE
+
+
+@pytest.mark.parametrize("source", ["tone", "file"])
+def test_generated_sources_are_paced_by_the_speaker(tmp_path, source: str) -> None:
+    path = tmp_path / "short.wav"
+    sf.write(str(path), noise(0.05), SAMPLE_RATE_HZ)  # shorter than a chunk: loops
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), source=source, input_file=path, monitor="bypass"),
+                 threaded=False)
+    played = drive(engine, ios[0], None, ticks=250)  # 5 s
+    start = offset_samples(engine)
+    assert np.abs(played[start:]).min() >= 0 and np.count_nonzero(played[start + FADE_SAMPLES:]) > 0.99 * (len(played) - start - FADE_SAMPLES)
+    summary = engine.stop()
+    assert summary["underruns"] == 0
+    assert 55 <= summary["frames"] <= 66  # 5 s is 62.5 frames: no runaway production
+
+
+def test_kv_window_keeps_the_cache_bounded() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=125), threaded=False)
+    drive(engine, ios[0], noise(8.0), ticks=400)
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert max(m.kv_encoder for m in metrics) == 125 and metrics[-1].kv_decoder == 125
+    engine.stop()
+
+
+def test_metrics_queue_stays_bounded_when_nobody_drains_it() -> None:
+    engine, ios = make_engine()
+    engine.queue = type(engine.queue)(maxlen=16)
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, ios[0], noise(4.0), ticks=200)
+    assert len(engine.queue.drain()) == 16
+    assert engine.queue.dropped > 0
+    engine.stop()
+
+
+def test_switching_codebooks_while_running_keeps_audio_flowing() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-16cb")), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    engine.request_codec(codebooks=4).join(timeout=30)
+    played = drive(engine, ios[0], noise(1.0, seed=2), ticks=50)
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert metrics[-1].codebooks == 4 and metrics[0].codebooks == 16
+    assert engine.stop()["underruns"] == 0
+    assert np.abs(played).max() > 0
+
+
+def test_bad_settings_and_double_start_are_refused() -> None:
+    engine, _ = make_engine()
+    with pytest.raises(EngineError, match="chunk 100 ms"):
+        engine.start(EngineConfig(model=model_dir("tiny-8cb"), chunk_ms=100), threaded=False)
+    with pytest.raises(EngineError, match="needs an input file"):
+        engine.start(EngineConfig(model=model_dir("tiny-8cb"), source="file"), threaded=False)
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    with pytest.raises(EngineError, match="already running"):
+        engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    engine.stop()
+
+
+def test_threaded_worker_runs_and_stops() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), source="tone"))
+    import time
+
+    for _ in range(100):
+        ios[0].tick(BLOCK)
+        time.sleep(0.002)
+    summary = engine.stop()
+    assert summary["frames"] > 0 and summary["stop_reason"] == "stopped"
+    assert not engine.running
+
+
+def test_audio_tap_holds_the_newest_dry_and_wet_audio() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None), threaded=False)
+    signal = noise(6.0)  # longer than the tap: it must wrap, not grow
+    drive(engine, ios[0], signal, ticks=len(signal) // BLOCK)
+    dry, wet, written = engine.audio_tap.latest(4800)
+    assert written == engine.stats.frames * FRAME_SIZE and len(dry) == len(wet) == 4800
+    np.testing.assert_array_equal(dry, signal[written - 4800 : written])
+    reference = StreamingCodec(model_dir("tiny-8cb"), kv_window=None)
+    expected = np.concatenate([reference.decode(reference.encode(signal[i : i + FRAME_SIZE]))
+                               for i in range(0, written, FRAME_SIZE)])
+    np.testing.assert_allclose(wet, expected[-4800:], atol=1e-5 * np.abs(expected).max())
+    engine.stop()
+
+
+def test_a_stalled_speaker_does_not_add_latency_for_good() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    io = ios[0]
+    drive(engine, io, noise(1.0), ticks=50)
+    for block in np.split(noise(0.3, seed=4), 15):  # the device stops pulling for 300 ms
+        io.tick(0, block)
+        while engine.step():
+            pass
+    drive(engine, io, noise(2.0, seed=5), ticks=100)
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert metrics[-1].dropped_frames >= 2  # the 300 ms it queued up are won back...
+    preroll_ms = engine.info["preroll_ms"]
+    assert metrics[-1].output_buffer_ms <= preroll_ms + 80  # ...to within one frame of the target
+    engine.stop()
+
+
+def test_underruns_grow_the_preroll_once_per_burst() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    io = ios[0]
+    drive(engine, io, noise(1.0), ticks=50)
+    before = engine.info["preroll_ms"]
+    for _ in range(20):  # the microphone delivers nothing for 200 ms: the speaker runs dry
+        io.tick(BLOCK, np.zeros(0, np.float32))
+        engine.step()
+    drive(engine, io, noise(1.0, seed=6), ticks=50)
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    assert metrics[-1].underruns > 0
+    assert engine.info["preroll_ms"] == pytest.approx(before + 10, abs=0.1)  # one burst, one step
+    engine.stop()

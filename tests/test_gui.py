@@ -1,0 +1,411 @@
+"""The real MainWindow, offscreen, on the fake audio backend with the tiny fixture models.
+
+A QTimer in the test plays PortAudio's part (FakeIO.tick every 20 ms) while the engine's own
+worker thread runs, so the whole GUI path is exercised: loader thread, metrics queue, UI timer,
+plots, banners, settings. Sources are the tone or a file (no microphone needed).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shiboken6
+import soundfile as sf
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+
+from app.audio.devices import AudioUnavailable, DeviceError, DeviceInfo  # noqa: E402
+from app.audio.engine import Engine  # noqa: E402
+from app.audio.metrics import FrameMetrics  # noqa: E402
+from app.audio.streams import FakeIO  # noqa: E402
+from app.config import SAMPLE_RATE_HZ  # noqa: E402
+from app.ui import main_window as main_window_module  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+from app.ui.plots import HistoryRing, usage_entropy_bits  # noqa: E402
+from conftest import model_dir  # noqa: E402
+
+BLOCK = 480  # 20 ms device blocks
+WAIT_MS = 15_000
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_cache(monkeypatch):
+    # The published variants count as "not downloaded" whatever this machine's HF cache holds.
+    monkeypatch.setattr(main_window_module, "find_cached", lambda variant: None)
+
+
+_FAKES: list[FakeAudio] = []
+
+
+@pytest.fixture(autouse=True)
+def _delete_fake_timers():
+    # Delete each test's device timer here, on the GUI thread. Left to Python's cyclic GC, a QTimer
+    # can be destroyed on whichever thread the GC happens to run (the model loader), leaving Qt's
+    # timer list dangling: a segfault in a later test.
+    yield
+    while _FAKES:
+        _FAKES.pop().close()
+
+
+@pytest.fixture
+def settings(tmp_path) -> QSettings:
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "qsettings"))
+    return QSettings(str(tmp_path / "mimi-live.ini"), QSettings.IniFormat)
+
+
+class FakeAudio:
+    """Engine factory on FakeIO plus a timer that runs the fake device callbacks."""
+
+    def __init__(self, fail_first: Exception | None = None):
+        self.ios: list[FakeIO] = []
+        self.fail_first = fail_first
+        self.timer = QTimer()
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start()
+        _FAKES.append(self)
+
+    def close(self) -> None:
+        self.timer.stop()
+        shiboken6.delete(self.timer)
+
+    def io_factory(self, config) -> FakeIO:
+        if self.fail_first is not None:
+            exc, self.fail_first = self.fail_first, None
+            raise exc
+        self.ios.append(FakeIO(use_input=config.source == "mic"))
+        return self.ios[-1]
+
+    def engine(self) -> Engine:
+        return Engine(io_factory=self.io_factory)
+
+    def tick(self) -> None:
+        for io in self.ios[-1:]:
+            try:
+                if io.active:
+                    io.tick(BLOCK)
+            except RuntimeError:  # stopped between the check and the tick
+                pass
+
+
+def devices() -> list[DeviceInfo]:
+    return [DeviceInfo(0, "Fake mic", "ALSA", 1, 0, 48000.0), DeviceInfo(1, "Fake speaker", "ALSA", 0, 2, 48000.0)]
+
+
+def open_window(qtbot, settings, audio: FakeAudio, model: Path | None = None, lister=devices) -> MainWindow:
+    window = MainWindow(settings=settings, engine_factory=audio.engine, model_override=model,
+                        device_lister=lister, interactive=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    if model is not None:
+        qtbot.waitUntil(lambda: window.bridge.codec is not None and not window.bridge.busy, timeout=WAIT_MS)
+    return window
+
+
+def last_metrics(window: MainWindow) -> FrameMetrics | None:
+    return window._last
+
+
+def start_and_wait(qtbot, window: MainWindow, frames: int = 3) -> None:
+    assert window.start()
+    qtbot.waitUntil(lambda: window.bridge.running and not window.bridge.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen >= frames, timeout=WAIT_MS)
+
+
+def stop(qtbot, window: MainWindow) -> None:
+    window.stop()
+    qtbot.waitUntil(lambda: not window.bridge.running, timeout=WAIT_MS)
+    assert window.controls.start_button.text() == "Start"
+
+
+# -- first run and model folders ----------------------------------------------------------------
+
+
+def test_first_run_without_a_model_explains_what_to_do(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio())
+    assert window.pages.currentIndex() == 1  # the welcome page instead of empty plots
+    text = window.welcome.text()
+    assert "Open model folder" in text and "mimi-live export" in text and 'pip install -e ".[export]"' in text
+    assert not window.controls.start_button.isEnabled()
+    assert window.start() is False
+    assert "no model" in window.banner.text
+    # The published variants are listed, not selectable until downloaded.
+    combo = window.controls.model_combo
+    assert combo.count() == 4 and "not downloaded" in combo.itemText(0)
+
+
+def test_open_model_folder_adds_it_remembers_it_and_shows_the_plots(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio())
+    assert window.add_model_folder(model_dir("tiny-16cb"))
+    qtbot.waitUntil(lambda: window.bridge.codec is not None and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.pages.currentIndex() == 0
+    combo = window.controls.codebooks_combo
+    assert combo.count() == 16 and combo.currentData() == 16
+    assert "codebooks ·" in combo.itemText(7) and "bps" in combo.itemText(7)
+    assert str(model_dir("tiny-16cb").resolve()) in window.model_folders()
+    assert window.controls.start_button.isEnabled()
+
+
+def test_bad_model_folders_show_a_message_and_the_app_stays_usable(qtbot, settings, tmp_path) -> None:
+    audio = FakeAudio()
+    window = open_window(qtbot, settings, audio, model=model_dir("tiny-8cb"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert window.add_model_folder(empty) is False
+    assert "not a Mimi model folder" in window.banner.text
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("encoder_model.onnx", "decoder_model.onnx", "state_spec.txt"):
+        (broken / name).write_bytes(b"not a model")
+    assert window.add_model_folder(broken)
+    qtbot.waitUntil(lambda: window.banner.kind == "error" and "broken" in window.banner.text and not window.bridge.busy,
+                    timeout=WAIT_MS)
+    # Still on the model that works, and it still starts.
+    assert window.bridge.codec_model == model_dir("tiny-8cb").resolve()
+    assert window.selected_model() == model_dir("tiny-8cb").resolve()
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+def test_start_fills_the_plots_and_the_readouts_then_stops(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window, frames=5)
+    assert window.controls.start_button.text() == "Stop"
+    assert not window.controls.chunk_combo.isEnabled()  # needs new streams: only while stopped
+    plots = window.plots
+    qtbot.waitUntil(lambda: plots.latency.points >= 5 and plots.spectrogram.columns_drawn > 0, timeout=WAIT_MS)
+    image = plots.codebooks.image.image
+    assert image is not None and image.shape == (8, 125) and image.any()
+    assert plots.latency.total.getData()[0].size >= 5
+    assert plots.kv.encoder.getData()[1].max() > 0
+    assert np.all(plots.codebooks.entropy_bits >= 0)
+    qtbot.waitUntil(lambda: window.readouts["rtf"].value.text() not in ("–", ""), timeout=WAIT_MS)
+    assert "bps" in window.readouts["bitrate"].value.text()
+    assert "fps" in window.status["fps"].text()
+    assert window.input_meter.level_db > -120
+    stop(qtbot, window)
+    assert window.banner.kind != "error"
+
+
+def test_codebooks_and_variant_switch_while_running(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-16cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    assert last_metrics(window).codebooks == 16
+    combo = window.controls.codebooks_combo
+    combo.setCurrentIndex(combo.findData(4))
+    qtbot.waitUntil(lambda: last_metrics(window).codebooks == 4 and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.bridge.running
+    assert "4 codebooks" in window.controls.codebooks_combo.currentText()
+    # Another model folder while running: swapped in, audio keeps going, k=4 is kept.
+    assert window.add_model_folder(model_dir("tiny-8cb"))
+    qtbot.waitUntil(lambda: window.bridge.codec_model == model_dir("tiny-8cb").resolve() and not window.bridge.busy,
+                    timeout=WAIT_MS)
+    seen = window.plots.codebooks.frames_seen
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)
+    assert window.bridge.running
+    assert last_metrics(window).codebooks == 4
+    assert window.bridge.codec.max_codebooks == 8 and window.plots.codebooks.rows == 8
+    assert window.controls.codebooks_combo.count() == 8
+    stop(qtbot, window)
+
+
+def test_monitor_shortcuts_switch_the_engine_instantly(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    window.activateWindow()
+    engine = window.bridge.engine
+    for key, expected in (("2", "bypass"), ("3", "residual"), ("1", "codec")):
+        qtbot.keyClick(window, key)
+        assert engine.monitor == expected
+        assert window.controls.monitor_buttons[expected].isChecked()
+    qtbot.keyClick(window, Qt.Key_Space)
+    assert engine.monitor == "bypass"
+    qtbot.waitUntil(lambda: last_metrics(window).monitor == "bypass", timeout=WAIT_MS)
+    assert window.readouts["monitor"].value.text() == "BYPASS"
+    qtbot.keyClick(window, Qt.Key_Space)
+    assert engine.monitor == "codec"
+    stop(qtbot, window)
+
+
+def test_record_toggle_writes_input_and_codec_wavs(qtbot, settings, tmp_path) -> None:
+    folder = tmp_path / "recordings"
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), (0.2 * np.random.default_rng(0).standard_normal(SAMPLE_RATE_HZ // 2)).astype(np.float32),
+             SAMPLE_RATE_HZ)
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-8cb"))
+    window.set_input_file(clip)
+    window.set_record_folder(folder)
+    start_and_wait(qtbot, window)
+    window.controls.record_button.setChecked(True)  # while running: restarts the session, recording
+    qtbot.waitUntil(lambda: window.bridge.running and not window.bridge.busy
+                    and bool((window.bridge.engine.info or {}).get("recording")), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen >= 5, timeout=WAIT_MS)
+    assert window.controls.record_button.text().endswith("Recording")
+    stop(qtbot, window)
+    wavs = sorted(folder.glob("*.wav"))
+    assert [p.name.endswith(s) for p, s in zip(wavs, ("-codec.wav", "-input.wav"))] == [True, True]
+    for path in wavs:
+        info = sf.info(str(path))
+        assert info.samplerate == SAMPLE_RATE_HZ and info.frames > 0
+    assert window.banner.kind == "info" and "Recorded" in window.banner.text
+
+
+# -- failures -----------------------------------------------------------------------------------
+
+
+def test_a_device_that_fails_to_open_is_a_message_and_start_works_again(qtbot, settings) -> None:
+    audio = FakeAudio(fail_first=DeviceError("cannot open output device 'Fake' at 24000 Hz; is it busy?"))
+    window = open_window(qtbot, settings, audio, model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    assert window.start()
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=WAIT_MS)
+    assert not window.bridge.running
+    assert window.banner.kind == "error" and "cannot open output device" in window.banner.text
+    assert window.controls.start_button.isEnabled() and window.controls.start_button.text() == "Start"
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+def test_a_device_lost_while_running_is_a_message_and_start_works_again(qtbot, settings) -> None:
+    audio = FakeAudio()
+    window = open_window(qtbot, settings, audio, model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    audio.ios[-1].simulate_device_lost("output")
+    qtbot.waitUntil(lambda: not window.bridge.running and window.banner.kind == "error", timeout=WAIT_MS)
+    assert "unplugged" in window.banner.text
+    assert window.controls.start_button.text() == "Start"
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+def test_missing_portaudio_is_a_note_not_a_crash(qtbot, settings) -> None:
+    def no_portaudio():
+        raise AudioUnavailable("PortAudio is not available: install it, e.g. `sudo apt install libportaudio2`")
+
+    window = open_window(qtbot, settings, FakeAudio(), lister=no_portaudio)
+    note = window.controls.audio_note
+    assert not note.isHidden() and "libportaudio2" in note.text()
+    assert window.controls.input_combo.count() == 1  # "System default" only
+
+
+def test_devices_are_listed_and_remembered_by_name(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio())
+    c = window.controls
+    assert [c.input_combo.itemText(i) for i in range(c.input_combo.count())] == ["System default", "Fake mic (ALSA)"]
+    c.output_combo.setCurrentIndex(1)
+    assert settings.value("audio/output_device") == "Fake speaker\tALSA"
+    window.close()
+    again = open_window(qtbot, settings, FakeAudio())
+    assert again.controls.output_combo.currentText() == "Fake speaker (ALSA)"
+
+
+def test_settings_persist_between_windows(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-16cb"))
+    c = window.controls
+    c.chunk_combo.setCurrentIndex(c.chunk_combo.findData(240))
+    c.kv_combo.setCurrentIndex(c.kv_combo.findData(0))  # 0 = no window
+    c.codebooks_combo.setCurrentIndex(c.codebooks_combo.findData(6))
+    qtbot.waitUntil(lambda: not window.bridge.busy and window.bridge.codec.num_codebooks == 6, timeout=WAIT_MS)
+    window.set_monitor("residual")
+    window.close()
+    again = open_window(qtbot, settings, FakeAudio())
+    qtbot.waitUntil(lambda: again.bridge.codec is not None and not again.bridge.busy, timeout=WAIT_MS)
+    c = again.controls
+    assert c.chunk_combo.currentData() == 240 and c.kv_window() is None
+    assert again.selected_model() == model_dir("tiny-16cb").resolve()
+    assert c.codebooks_combo.currentData() == 6
+    assert again.monitor() == "residual" and again.bridge.engine.monitor == "residual"
+
+
+# -- pieces -------------------------------------------------------------------------------------
+
+
+def test_python_side_signal_emits_cannot_exhaust_true(qtbot, settings) -> None:
+    # PySide6 6.12.0 loses a reference to True per emit(); pyqtgraph emits on every redraw.
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    open_window(qtbot, settings, FakeAudio())  # applies app.ui.compat's guard
+
+    class Emitter(QObject):
+        sig = Signal()
+
+    emitter = Emitter()
+    for _ in range(20_000):
+        emitter.sig.emit()
+    assert sys.getrefcount(True) > 10_000
+
+
+def test_usage_entropy_counts_the_bits_each_codebook_carries() -> None:
+    codes = np.array([[0, 1, 2, 3] * 8, [5] * 32, [-1] * 32])
+    np.testing.assert_allclose(usage_entropy_bits(codes, 2048), [2.0, 0.0, 0.0])
+
+
+def test_history_ring_keeps_the_newest_rows_in_order() -> None:
+    ring = HistoryRing(4, 1)
+    for value in range(7):
+        ring.append(value)
+    assert ring.view()[:, 0].tolist() == [3, 4, 5, 6]
+    assert ring.view().flags["C_CONTIGUOUS"]
+
+
+def test_find_cached_reads_the_hub_cache_without_network(tmp_path) -> None:
+    from app.models import HUB_REPO, MODEL_FILES, find_cached
+
+    repo = tmp_path / f"models--{HUB_REPO.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("a" * 40) / "streaming-8cb"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    for name in MODEL_FILES[:2]:
+        (snapshot / name).write_bytes(b"x")
+    assert find_cached("streaming-8cb", cache_dir=tmp_path) is None  # state_spec.txt missing
+    (snapshot / MODEL_FILES[2]).write_text("# num_codebooks=8\n")
+    assert find_cached("streaming-8cb", cache_dir=tmp_path) == snapshot
+    assert find_cached("streaming-16cb", cache_dir=tmp_path) is None
+
+
+def test_cli_starts_the_gui_with_no_command_and_with_gui(monkeypatch, tmp_path) -> None:
+    import app.ui.app as ui_app
+    from app.cli import main
+
+    calls = []
+    monkeypatch.setattr(ui_app, "run_gui", lambda argv=None: calls.append(argv) or 0)
+    assert main([]) == 0
+    assert main(["gui", "--model", str(tmp_path)]) == 0
+    assert calls == [[], ["--model", str(tmp_path)]]
+
+
+def test_log_file_and_excepthook_never_stack_dialogs(tmp_path, monkeypatch) -> None:
+    from app.ui.app import ExceptHook, setup_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        path = setup_logging(tmp_path / "logs")
+        hook = ExceptHook(path)
+        hook._showing = True  # a dialog is already up: the next exception is only logged
+        try:
+            raise ValueError("boom")
+        except ValueError as exc:
+            hook(type(exc), exc, exc.__traceback__)
+        for handler in root.handlers:
+            handler.flush()
+        assert "ValueError: boom" in path.read_text()
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()

@@ -1,0 +1,127 @@
+"""The live engine through a real audio server: PortAudio -> PulseAudio null sinks -> PortAudio.
+
+`mimi-live run` runs in a subprocess (PulseAudio picks its source and sink from the environment
+before PortAudio starts). The test plays into the `mic` sink and listens on `speaker.monitor`.
+
+Latency: chirps are played into a combine sink that feeds `mic` and `speaker` at once, so one
+recording of `speaker.monitor` holds each chirp twice: straight away (the reference) and after
+the app's whole path (device buffers, chunking, codec, pre-roll). The gap is the end-to-end
+latency, measured on the same clock. It is measured in bypass, whose delay equals the codec
+path's by design; random-weight stand-ins turn speech into noise, so the codec path is checked for
+continuity instead (no underruns, output present).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from conftest import model_dir
+
+pytestmark = pytest.mark.pulse
+
+RATE = 24_000
+CHIRP_S = 0.05
+CHIRP_SPACING_S = 1.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def chirp() -> np.ndarray:
+    t = np.arange(int(CHIRP_S * RATE)) / RATE
+    sweep = 500 * t + (4000 - 500) / (2 * CHIRP_S) * t * t
+    return (0.5 * np.sin(2 * np.pi * sweep) * np.hanning(len(t))).astype(np.float32)
+
+
+def find_chirps(recording: np.ndarray, template: np.ndarray, min_gap_s: float = 0.03) -> list[int]:
+    """Sample positions where the template correlates strongly, strongest first within each gap."""
+    score = np.abs(np.correlate(recording, template, mode="valid"))
+    threshold = 0.3 * score.max()
+    gap = int(min_gap_s * RATE)
+    peaks, i = [], 0
+    while i < len(score):
+        if score[i] > threshold:
+            j = i + int(np.argmax(score[i : i + gap]))
+            peaks.append(j)
+            i = j + gap
+        else:
+            i += 1
+    return peaks
+
+
+def run_app(server, model: Path, seconds: float, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "app", "run", "--model", str(model), "--duration", str(seconds), "--json", *extra]
+    return subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(app: subprocess.Popen, timeout: float) -> dict:
+    out, err = app.communicate(timeout=timeout)
+    assert app.returncode == 0, err
+    return json.loads(out)
+
+
+def test_bypass_end_to_end_latency_through_the_audio_server(pulse_server, tmp_path) -> None:
+    template = chirp()
+    signal = np.zeros(int(6 * RATE), np.float32)
+    starts = [int((1 + k * CHIRP_SPACING_S) * RATE) for k in range(5)]
+    for start in starts:
+        signal[start : start + len(template)] = template
+    wav = tmp_path / "chirps.wav"
+    sf.write(str(wav), signal, RATE)
+    loaded = pulse_server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
+    assert loaded.returncode == 0, loaded.stderr
+
+    app = run_app(pulse_server, model_dir("tiny-8cb"), 9, "--bypass")
+    time.sleep(2.0)  # the app is streaming
+    recorder = pulse_server.start_recording_speaker()
+    time.sleep(0.3)
+    player = subprocess.Popen(["paplay", "--device=both", str(wav)], env=pulse_server.env)
+    player.wait(timeout=20)
+    summary = finish(app, timeout=30)
+    recording = recorder.stop()
+
+    peaks = find_chirps(recording, template)
+    # Each chirp comes back twice: the reference, then the app's copy.
+    assert len(peaks) == 2 * len(starts), f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
+    latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2])]
+    measured = float(np.median(latencies_ms))
+    print(f"\nend-to-end latency (bypass, 80 ms chunks): measured {latencies_ms} ms, p50 {measured:.1f} ms; "
+          f"engine estimate p50 {summary['latency_ms']['p50']} ms; pre-roll {summary['preroll_ms']:.1f} ms")
+    assert 80 < measured < 400
+    assert max(latencies_ms) - min(latencies_ms) < 15, "latency must not drift within a session"
+    # The number on screen is honest: the engine's own estimate is within 25 ms of the measurement.
+    assert abs(summary["latency_ms"]["p50"] - measured) < 25
+    assert summary["underruns"] == 0 and summary["callback_errors"] == 0
+
+
+def test_sixty_seconds_of_codec_mode_without_underruns(pulse_server, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    seconds = 60
+    speech_like = (0.1 * rng.standard_normal(seconds * RATE) * (1 + np.sin(np.arange(seconds * RATE) / RATE * 2 * np.pi * 3))).astype(np.float32)
+    wav = tmp_path / "noise.wav"
+    sf.write(str(wav), speech_like, RATE)
+    metrics_path = tmp_path / "metrics.jsonl"
+    app = run_app(pulse_server, model_dir("tiny-8cb"), seconds + 2, "--metrics-out", str(metrics_path))
+    time.sleep(1.0)
+    player = pulse_server.play_into_mic(wav)
+    recorder = pulse_server.start_recording_speaker()
+    summary = finish(app, timeout=seconds + 60)
+    played = recorder.stop()
+    player.kill()
+
+    assert summary["underruns"] == 0, summary
+    assert summary["callback_errors"] == 0
+    # Device stalls may cost a dropped frame now and then; latency must not creep.
+    assert summary["latency_ms"]["p95"] < summary["latency_ms"]["p50"] + 100, summary
+    assert summary["frames"] >= (seconds + 2) * 12.5 * 0.95
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    assert len(rows) >= 0.95 * (seconds + 2) * 12.5
+    assert rows[-1]["kv_encoder"] == 250 and rows[-1]["kv_decoder"] == 250  # the window holds
+    assert max(r["input_level_db"] for r in rows) > -40  # the microphone path carried the noise
+    assert np.sqrt(np.mean(played[RATE:] ** 2)) > 1e-3  # and the speaker played something
