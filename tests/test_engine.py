@@ -294,3 +294,28 @@ def test_underruns_grow_the_preroll_once_per_burst() -> None:
     assert metrics[-1].underruns > 0
     assert engine.info["preroll_ms"] == pytest.approx(before + 10, abs=0.1)  # one burst, one step
     engine.stop()
+
+
+@pytest.mark.parametrize("extra", [+1, -1])
+def test_clock_drift_between_microphone_and_speaker_is_absorbed(extra: int) -> None:
+    """The microphone delivers 1 sample per 960 more (or less) than the speaker plays (~1040 ppm):
+    over a minute that would be 62 ms of creep or of starvation; the drift correction keeps the
+    audio in flight where it started, without underruns or dropped frames."""
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    io = ios[0]
+    signal = noise(61.0)
+    position = 0
+    for tick in range(3000):  # 60 s of 20 ms speaker blocks
+        size = BLOCK + (extra if tick % 2 == 0 else 0)
+        io.tick(BLOCK, signal[position : position + size])
+        position += size
+        while engine.step():
+            pass
+    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
+    summary = engine.stop()
+    assert summary["underruns"] == 0 and summary["dropped_frames"] == 0
+    assert summary["drift_correction_ppm"] == pytest.approx(-extra * 1e6 / 960, rel=0.25)
+    early = np.median([m.latency_ms for m in metrics[25:100]])
+    late = np.median([m.latency_ms for m in metrics[-100:]])
+    assert abs(late - early) < 10  # latency holds still

@@ -47,6 +47,12 @@ PREROLL_MAX_S = 0.250  # beyond this, underruns mean the machine is too slow, no
 # a device stall or clock drift has added latency for good, so a frame is dropped to win it back.
 EXCESS_LIMIT_SAMPLES = FRAME_SIZE
 EXCESS_PATIENCE_CHUNKS = 3
+# Microphone and speaker clocks drift apart (~500 ppm seen between two PulseAudio sinks here): the
+# speaker's queue is steered back to the pre-roll by stretching each chunk by a sample or two.
+DRIFT_LEARN_CHUNKS = 25  # chunks averaged for the set point once the first chunk has played
+DRIFT_SMOOTHING = 0.02  # EMA weight of the newest level reading (~4 s at 80 ms chunks)
+DRIFT_GAIN = 1 / 125  # fraction of the level error corrected per chunk
+DRIFT_MAX_PPM = 2000  # largest stretch: far above real drift, far below anything audible
 # PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
 # to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
 DEFAULT_DEVICE_LATENCY_S = 0.010
@@ -139,6 +145,9 @@ class _Session:
     baseline_underruns: int = 0
     last_growth: float = 0.0
     excess_chunks: int = 0
+    level_ema: float = 0.0  # smoothed audio in flight before each write (24 kHz samples)
+    drift_setpoint: float = 0.0
+    stretch_samples: int = 0  # net samples added (+) or removed (-) by drift correction
     chunks: int = 0
     dropped_frames: int = 0
     zero_input_s: float = 0.0
@@ -300,11 +309,10 @@ class Engine:
             self._catch_up(session)
         elif sink.level() > session.preroll:
             return False  # generated sources are paced by the speaker
-        queued_ms = source.backlog() * 1000 / SAMPLE_RATE_HZ if source.live else 0.0
         if not source.read(session.chunk):
             return False
-        if source.live:
-            queued_ms = max(0.0, queued_ms - config.chunk_ms)
+        queued = source.backlog() if source.live else 0  # input still waiting behind this chunk
+        queued_ms = queued * 1000 / SAMPLE_RATE_HZ
         dry = session.chunk
         codec = session.codec
         codes = codec.encode(dry)
@@ -318,7 +326,7 @@ class Engine:
         if source.live and self._latency_crept(session, buffered):
             session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
         else:
-            sink.write(out)
+            sink.write(self._match_clocks(session, out, queued + buffered) if source.live else out)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
             session.recorder.write(dry, wet)
@@ -336,6 +344,28 @@ class Engine:
         shortfall = session.preroll - session.sink.level()
         if shortfall > 0:
             session.sink.write_silence(shortfall)
+
+    @staticmethod
+    def _match_clocks(session: _Session, out: np.ndarray, in_flight: int) -> np.ndarray:
+        """Stretches or shrinks the chunk by a few samples so the audio in flight stays put.
+
+        In flight = input waiting + speaker queue, in 24 kHz samples: its average over the first
+        seconds is the set point (it includes how the devices' block sizes fall), and a drift
+        between the two clocks shows as a slow departure from it.
+        """
+        if session.chunks < DRIFT_LEARN_CHUNKS:
+            session.drift_setpoint += in_flight / DRIFT_LEARN_CHUNKS
+            session.level_ema = session.drift_setpoint * DRIFT_LEARN_CHUNKS / (session.chunks + 1)
+            return out
+        session.level_ema += DRIFT_SMOOTHING * (in_flight - session.level_ema)
+        error = session.drift_setpoint - session.level_ema  # > 0: the queue runs low, add samples
+        limit = max(1, round(len(out) * DRIFT_MAX_PPM / 1e6))
+        adjust = int(np.clip(round(error * DRIFT_GAIN), -limit, limit))
+        if adjust == 0:
+            return out
+        session.stretch_samples += adjust
+        n = len(out)
+        return np.interp(np.linspace(0, n - 1, n + adjust), np.arange(n), out).astype(np.float32)
 
     @staticmethod
     def _latency_crept(session: _Session, buffered: int) -> bool:
@@ -361,6 +391,7 @@ class Engine:
         session.last_growth = now
         growth = int(PREROLL_GROWTH_S * SAMPLE_RATE_HZ)
         session.preroll += growth
+        session.drift_setpoint += growth
         session.sink.write_silence(growth)
         self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
 
@@ -432,6 +463,8 @@ class Engine:
         )
         self.stats.add(metrics)
         self.queue.put(metrics)
+        played = session.chunks * config.chunk_samples
+        self.info["drift_correction_ppm"] = round(session.stretch_samples / played * 1e6) if played else 0
 
     def _finish(self, reason: str) -> None:
         with self._finish_lock:
