@@ -37,8 +37,10 @@ KV_WINDOW_CHOICES = (None, 125, 250, 500)
 DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
 FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
 SILENCE_WARNING_S = 2.0
-WARMUP_CALLS = 3
-PREROLL_SAFETY = 1.5  # times the slowest warm-up call
+WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
+# The pre-roll covers how much slower than usual a chunk may compute (the usual compute is already
+# in the path): as much again as the steady compute time, or the spread seen in warm-up if larger.
+PREROLL_JITTER_SHARE = 1.0
 PREROLL_MARGIN_S = 0.010  # scheduling jitter of the worker's poll loop
 PREROLL_GROWTH_S = 0.010  # an underrun grows the pre-roll by this much...
 PREROLL_GROWTH_INTERVAL_S = 1.0  # ...at most once a second (an xrun burst is one event, not fifty)
@@ -104,16 +106,24 @@ def load_codec(config: EngineConfig) -> StreamingCodec:
 
 
 def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> float:
-    """Runs a few chunks of quiet noise through the codec, resets it, returns the slowest call (s)."""
+    """Runs a few chunks of quiet noise through the codec, resets it, returns each call's time (s)."""
     rng = np.random.default_rng(0)
-    slowest = 0.0
+    durations = []
     for _ in range(calls):
         pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
         started = time.perf_counter()
         codec.decode(codec.encode(pcm))
-        slowest = max(slowest, time.perf_counter() - started)
+        durations.append(time.perf_counter() - started)
     codec.reset()
-    return slowest
+    return durations
+
+
+def preroll_samples(warmup_s: list[float]) -> int:
+    """Speaker queue to keep ahead of the codec, from measured warm-up calls (24 kHz samples)."""
+    steady = sorted(warmup_s[1:] or warmup_s)
+    median = steady[len(steady) // 2]
+    jitter = max(PREROLL_JITTER_SHARE * median, steady[-1] - median)
+    return math.ceil((jitter + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)
 
 
 def _real_io(config: EngineConfig):
@@ -146,7 +156,7 @@ class _Session:
     last_growth: float = 0.0
     excess_chunks: int = 0
     level_ema: float = 0.0  # smoothed audio in flight before each write (24 kHz samples)
-    drift_setpoint: float = 0.0
+    drift_setpoint: float = 0.0  # usual input wait, learned
     stretch_samples: int = 0  # net samples added (+) or removed (-) by drift correction
     chunks: int = 0
     dropped_frames: int = 0
@@ -200,13 +210,13 @@ class Engine:
             source = FileSource(Path(config.input_file))
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
-        slowest_s = warm_up(codec, config.chunk_samples)
+        warmup_s = warm_up(codec, config.chunk_samples)
         io = self._io_factory(config)
         try:
             if source is None:
                 source = MicSource(io.input_ring, io.input_rate)
             sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
-            preroll = math.ceil((PREROLL_SAFETY * slowest_s + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)
+            preroll = preroll_samples(warmup_s)
             preroll += sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
             # The first chunk needs a whole chunk of input before it can play: cover that too.
             sink.write_silence(preroll + config.chunk_samples)
@@ -226,7 +236,7 @@ class Engine:
             "input_rate": getattr(io, "input_rate", None) if config.source == "mic" else None,
             "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
             "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": preroll * 1000 / SAMPLE_RATE_HZ,
-            "warmup_slowest_ms": slowest_s * 1000,
+            "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
         }
         self.queue.put(EngineEvent("started", f"streaming {config.source} through {Path(str(config.model)).name}"))
@@ -326,7 +336,7 @@ class Engine:
         if source.live and self._latency_crept(session, buffered):
             session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
         else:
-            sink.write(self._match_clocks(session, out, queued + buffered) if source.live else out)
+            sink.write(self._match_clocks(session, out, queued, buffered) if source.live else out)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
             session.recorder.write(dry, wet)
@@ -339,6 +349,11 @@ class Engine:
         # The streams start at slightly different moments; whatever the speaker consumed before
         # the first chunk was silence. Top it back up so the first chunk lands behind a full pre-roll.
         counters = session.io.counters
+        if session.source.live:
+            # Input arrives in device blocks, so a chunk can be ready up to a block later than
+            # the last: now that the block size is known, keep that much more queued.
+            session.preroll += math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
+            self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
         session.baseline_underruns = counters.output_underruns
         session.seen_underrun_samples = counters.underrun_samples
         shortfall = session.preroll - session.sink.level()
@@ -346,19 +361,20 @@ class Engine:
             session.sink.write_silence(shortfall)
 
     @staticmethod
-    def _match_clocks(session: _Session, out: np.ndarray, in_flight: int) -> np.ndarray:
+    def _match_clocks(session: _Session, out: np.ndarray, queued: int, buffered: int) -> np.ndarray:
         """Stretches or shrinks the chunk by a few samples so the audio in flight stays put.
 
-        In flight = input waiting + speaker queue, in 24 kHz samples: its average over the first
-        seconds is the set point (it includes how the devices' block sizes fall), and a drift
-        between the two clocks shows as a slow departure from it.
+        In flight = input waiting + speaker queue, in 24 kHz samples. Its set point is the pre-roll
+        plus the input's usual wait (how the device blocks fall against chunks, learned over the
+        first seconds); a drift between the two clocks shows as a slow departure from it.
         """
+        in_flight = queued + buffered
         if session.chunks < DRIFT_LEARN_CHUNKS:
-            session.drift_setpoint += in_flight / DRIFT_LEARN_CHUNKS
-            session.level_ema = session.drift_setpoint * DRIFT_LEARN_CHUNKS / (session.chunks + 1)
+            session.drift_setpoint += queued / DRIFT_LEARN_CHUNKS
+            session.level_ema = in_flight
             return out
         session.level_ema += DRIFT_SMOOTHING * (in_flight - session.level_ema)
-        error = session.drift_setpoint - session.level_ema  # > 0: the queue runs low, add samples
+        error = session.preroll + session.drift_setpoint - session.level_ema  # > 0: runs low, add samples
         limit = max(1, round(len(out) * DRIFT_MAX_PPM / 1e6))
         adjust = int(np.clip(round(error * DRIFT_GAIN), -limit, limit))
         if adjust == 0:
@@ -391,7 +407,6 @@ class Engine:
         session.last_growth = now
         growth = int(PREROLL_GROWTH_S * SAMPLE_RATE_HZ)
         session.preroll += growth
-        session.drift_setpoint += growth
         session.sink.write_silence(growth)
         self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
 

@@ -77,6 +77,9 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    # Idle intra-op threads would otherwise spin for a while after each op, taking CPU from the
+    # audio server, the callbacks and the GUI on small machines.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
