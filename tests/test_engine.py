@@ -211,16 +211,72 @@ def test_metrics_queue_stays_bounded_when_nobody_drains_it() -> None:
     engine.stop()
 
 
-def test_switching_codebooks_while_running_keeps_audio_flowing() -> None:
+def test_switching_codebooks_while_running_keeps_the_stream_state() -> None:
     engine, ios = make_engine()
-    engine.start(EngineConfig(model=model_dir("tiny-16cb")), threaded=False)
-    drive(engine, ios[0], noise(0.5), ticks=25)
-    engine.request_codec(codebooks=4).join(timeout=30)
-    played = drive(engine, ios[0], noise(1.0, seed=2), ticks=50)
+    engine.start(EngineConfig(model=model_dir("tiny-16cb"), kv_window=None), threaded=False)
+    signal = noise(1.5)
+    drive(engine, ios[0], signal[: 12 * 1920], ticks=48)
+    codec = engine.codec
+    engine.request_codebooks(4).join(timeout=30)
+    drive(engine, ios[0], signal[12 * 1920 :], ticks=len(signal[12 * 1920 :]) // BLOCK)
     metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
-    assert metrics[-1].codebooks == 4 and metrics[0].codebooks == 16
+    assert metrics[0].codebooks == 16 and metrics[-1].codebooks == 4
+    assert engine.codec is codec  # same codec, same state: no reload, no reset
+    # The stream went on: the new frames equal one continuous reference stream switched at that frame.
+    switched_at = next(m.chunk for m in metrics if m.codebooks == 4)
+    reference = StreamingCodec(model_dir("tiny-16cb"), kv_window=None)
+    for i in range(switched_at + 1):
+        expected_codes = reference.encode(signal[i * 1920 : (i + 1) * 1920])
+        if i < switched_at:
+            reference.decode(expected_codes)
+    np.testing.assert_array_equal(metrics[switched_at].codes, expected_codes[:4])
+    assert engine.stop()["underruns"] == 0
+
+
+def test_switching_model_while_running_keeps_audio_flowing() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    engine.request_codec(model=model_dir("tiny-16cb"), codebooks=12).join(timeout=30)
+    played = drive(engine, ios[0], noise(1.0, seed=2), ticks=50)
+    items = engine.queue.drain()
+    metrics = [m for m in items if isinstance(m, FrameMetrics)]
+    assert metrics[0].codebooks == 8 and metrics[-1].codebooks == 12
+    assert any(isinstance(e, EngineEvent) and e.kind == "model" and "12 codebooks" in e.message for e in items)
     assert engine.stop()["underruns"] == 0
     assert np.abs(played).max() > 0
+
+
+def test_a_switch_that_finishes_after_stop_is_not_applied_to_the_next_session() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    loader = engine.request_codec(model=model_dir("tiny-16cb"))
+    engine.stop()
+    loader.join(timeout=30)
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, ios[1], noise(0.5), ticks=25)
+    assert engine.codec.max_codebooks == 8
+    engine.stop()
+
+
+def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    engine.set_recording(tmp_path)
+    engine.set_kv_window(6)
+    drive(engine, ios[0], noise(1.0), ticks=50)
+    kinds = {e.kind: e.message for e in events(engine)}
+    input_path, output_path = kinds["recording"].split("\n")
+    assert sf.info(input_path).frames == sf.info(output_path).frames > 0
+    assert engine.codec.kv_length == (6, 6)
+    engine.set_recording(None)
+    drive(engine, ios[0], noise(0.2), ticks=10)
+    assert [e.message for e in events(engine) if e.kind == "recording"] == [""]
+    frames = sf.info(input_path).frames
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    assert sf.info(input_path).frames == frames  # closed: nothing more written
+    engine.stop()
 
 
 def test_bad_settings_and_double_start_are_refused() -> None:

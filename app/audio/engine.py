@@ -14,6 +14,7 @@ calls of the codec, not guessed.
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -25,7 +26,7 @@ import numpy as np
 import psutil
 
 from app.audio.metrics import AudioTap, EngineEvent, FrameMetrics, MetricsQueue, SessionStats, level_db
-from app.audio.recorder import SessionRecorder
+from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.codec import StreamingCodec
 from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
@@ -45,6 +46,9 @@ PREROLL_MARGIN_S = 0.010  # scheduling jitter of the worker's poll loop
 PREROLL_GROWTH_S = 0.010  # an underrun grows the pre-roll by this much...
 PREROLL_GROWTH_INTERVAL_S = 1.0  # ...at most once a second (an xrun burst is one event, not fifty)
 PREROLL_MAX_S = 0.250  # beyond this, underruns mean the machine is too slow, not jitter
+# Warm-up runs with an empty KV cache; calls get dearer as it fills to the window. Every this many
+# chunks the pre-roll is checked against the compute time actually seen, and raised if short.
+PREROLL_REVIEW_CHUNKS = 125
 # The speaker's queue may stay this far above the pre-roll (one frame) for a few chunks; longer and
 # a device stall or clock drift has added latency for good, so a frame is dropped to win it back.
 EXCESS_LIMIT_SAMPLES = FRAME_SIZE
@@ -118,9 +122,9 @@ def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS
     return durations
 
 
-def preroll_samples(warmup_s: list[float]) -> int:
-    """Speaker queue to keep ahead of the codec, from measured warm-up calls (24 kHz samples)."""
-    steady = sorted(warmup_s[1:] or warmup_s)
+def preroll_samples(compute_s: list[float]) -> int:
+    """Speaker queue to keep ahead of the codec, from measured steady calls (24 kHz samples)."""
+    steady = sorted(compute_s)
     median = steady[len(steady) // 2]
     jitter = max(PREROLL_JITTER_SHARE * median, steady[-1] - median)
     return math.ceil((jitter + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)
@@ -154,6 +158,8 @@ class _Session:
     # start is not a glitch anyone hears, so it is not counted.
     baseline_underruns: int = 0
     last_growth: float = 0.0
+    recent_compute_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PREROLL_REVIEW_CHUNKS))
+    extra_preroll: int = 0  # resampler slack and, once known, the input device's block
     excess_chunks: int = 0
     level_ema: float = 0.0  # smoothed audio in flight before each write (24 kHz samples)
     drift_setpoint: float = 0.0  # usual input wait, learned
@@ -180,7 +186,7 @@ class Engine:
         self._stop = threading.Event()
         self._finish_lock = threading.Lock()
         self._process = psutil.Process()  # the worker (on error) and the caller (stop) may race
-        self._pending_codec: StreamingCodec | None = None
+        self._actions: collections.deque = collections.deque()  # (session, action) for the worker
         self._loader: threading.Thread | None = None
         self.monitor = "codec"  # written by the caller, read by the worker at each chunk
         self.stop_reason: str | None = None
@@ -216,8 +222,8 @@ class Engine:
             if source is None:
                 source = MicSource(io.input_ring, io.input_rate)
             sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
-            preroll = preroll_samples(warmup_s)
-            preroll += sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
+            slack = sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
+            preroll = preroll_samples(warmup_s[1:]) + slack  # the first call is cold
             # The first chunk needs a whole chunk of input before it can play: cover that too.
             sink.write_silence(preroll + config.chunk_samples)
             recorder = SessionRecorder(config.record_dir) if config.record_dir else None
@@ -229,9 +235,10 @@ class Engine:
         self.stats = SessionStats()
         self.stop_reason = None
         self._session = _Session(config, codec, io, source, sink, preroll, np.zeros(config.chunk_samples, np.float32),
-                                 recorder)
+                                 recorder, extra_preroll=slack)
         self.info = {
-            "model": str(config.model), "codebooks": codec.num_codebooks, "chunk_ms": config.chunk_ms,
+            "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
+            "chunk_ms": config.chunk_ms,
             "kv_window": config.kv_window, "source": config.source,
             "input_rate": getattr(io, "input_rate", None) if config.source == "mic" else None,
             "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
@@ -261,29 +268,98 @@ class Engine:
         return {**self.stats.summary(), **self.info, "stop_reason": self.stop_reason,
                 "metrics_dropped": self.queue.dropped}
 
-    def request_codec(self, model: Path | str | None = None, codebooks: int | None = None,
-                      kv_window: int | None | str = "keep") -> threading.Thread:
-        """Loads another model / codebook count in the background and swaps it in between chunks.
+    def request_codec(self, model: Path | str | None = None, codebooks: int | None = None) -> threading.Thread:
+        """Loads another model in the background and swaps it in between chunks.
 
         Audio keeps flowing with the current codec while the new one loads; an error becomes an
-        "error" event and the current codec stays.
+        "error" event and the current codec stays. A load that ends after the session does is
+        dropped.
         """
+        session = self._require_session()
+        config = replace(session.config, model=model or session.config.model, codebooks=codebooks)
+
+        def load() -> None:
+            codec = load_codec(config)
+            warm_up(codec, config.chunk_samples, calls=1)
+
+            def swap(current: _Session) -> None:
+                current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)
+                self._announce_codec(current)
+
+            self._schedule(session, swap)
+
+        return self._in_background(load, "could not switch model")
+
+    def request_codebooks(self, codebooks: int) -> threading.Thread:
+        """Switches the codebook count of the running codec, its stream state carrying on.
+
+        The decoder for k < K is prepared in the background (built once, then cached); the
+        switch itself happens between two chunks.
+        """
+        session = self._require_session()
+        codec = session.codec
+
+        def prepare() -> None:
+            codec.prepare_codebooks(codebooks)
+
+            def switch(current: _Session) -> None:
+                if current.codec is codec:  # not replaced by another model meanwhile
+                    codec.set_codebooks(codebooks)
+                    current.config = replace(current.config, codebooks=codebooks)
+                    self._announce_codec(current)
+
+            self._schedule(session, switch)
+
+        return self._in_background(prepare, "could not switch codebooks")
+
+    def set_kv_window(self, window: int | None) -> None:
+        """Changes the KV window of the running codec; it applies at the next chunk."""
+        session = self._require_session()
+
+        def apply(current: _Session) -> None:
+            current.codec.set_kv_window(window)
+            current.config = replace(current.config, kv_window=window)
+            self.info["kv_window"] = window
+
+        self._schedule(session, apply)
+
+    def set_recording(self, folder: Path | None) -> None:
+        """Starts recording into `folder` (or stops, with None) between two chunks."""
+        session = self._require_session()
+
+        def apply(current: _Session) -> None:
+            if current.recorder is not None:
+                current.recorder.close()
+                current.recorder = None
+            if folder is not None:
+                try:
+                    current.recorder = SessionRecorder(folder)
+                except RecordingError as exc:
+                    self.queue.put(EngineEvent("error", str(exc)))
+            paths = [str(current.recorder.input_path), str(current.recorder.output_path)] if current.recorder else None
+            self.info["recording"] = paths
+            self.queue.put(EngineEvent("recording", "\n".join(paths or [])))
+
+        self._schedule(session, apply)
+
+    def _require_session(self) -> _Session:
         session = self._session
         if session is None:
             raise EngineError("the engine is not running")
-        config = replace(session.config, model=model or session.config.model, codebooks=codebooks,
-                         kv_window=session.config.kv_window if kv_window == "keep" else kv_window)
+        return session
 
-        def load() -> None:
+    def _schedule(self, session: _Session, action: Callable[[_Session], None]) -> None:
+        # deque.append is atomic: the caller's thread hands the action to the worker.
+        self._actions.append((session, action))
+
+    def _in_background(self, work: Callable[[], None], failure: str) -> threading.Thread:
+        def run() -> None:
             try:
-                codec = load_codec(config)
-                warm_up(codec, config.chunk_samples, calls=1)
-            except Exception as exc:  # noqa: BLE001 - reported to the user, engine keeps running
-                self.queue.put(EngineEvent("error", f"could not switch model: {exc}"))
-                return
-            self._pending_codec = (codec, config)
+                work()
+            except Exception as exc:  # noqa: BLE001 - reported to the user, the engine keeps running
+                self.queue.put(EngineEvent("error", f"{failure}: {exc}"))
 
-        self._loader = threading.Thread(target=load, name="mimi-loader", daemon=True)
+        self._loader = threading.Thread(target=run, name="mimi-loader", daemon=True)
         self._loader.start()
         return self._loader
 
@@ -312,7 +388,7 @@ class Engine:
             self.queue.put(EngineEvent("error", error))
             self._finish(f"device error: {error}")
             return False
-        self._swap_codec_if_ready(session)
+        self._run_actions(session)
         self._adapt_preroll(session)
         config, source, sink = session.config, session.source, session.sink
         if source.live:
@@ -342,6 +418,7 @@ class Engine:
             session.recorder.write(dry, wet)
         self._watch_silence(session, dry)
         session.chunks += 1
+        self._review_preroll(session, (encode_ms + decode_ms) / 1000)
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered)
         return True
 
@@ -352,7 +429,9 @@ class Engine:
         if session.source.live:
             # Input arrives in device blocks, so a chunk can be ready up to a block later than
             # the last: now that the block size is known, keep that much more queued.
-            session.preroll += math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
+            block = math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
+            session.extra_preroll += block
+            session.preroll += block
             self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
         session.baseline_underruns = counters.output_underruns
         session.seen_underrun_samples = counters.underrun_samples
@@ -394,6 +473,16 @@ class Engine:
         session.excess_chunks = 0
         return True
 
+    def _review_preroll(self, session: _Session, compute_s: float) -> None:
+        session.recent_compute_s.append(compute_s)
+        if session.chunks % PREROLL_REVIEW_CHUNKS or len(session.recent_compute_s) < PREROLL_REVIEW_CHUNKS:
+            return
+        needed = preroll_samples(list(session.recent_compute_s)) + session.extra_preroll
+        if needed > session.preroll:
+            session.sink.write_silence(needed - session.preroll)
+            session.preroll = needed
+            self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
+
     def _adapt_preroll(self, session: _Session) -> None:
         # The warm-up measured compute; device block timing shows only once audio flows. If the
         # speaker ran dry, refill what it missed and keep that much more queued from now on.
@@ -416,14 +505,15 @@ class Engine:
         if excess > 0:
             session.dropped_frames += session.source.drop_frames(math.ceil(excess / FRAME_SIZE))
 
-    def _swap_codec_if_ready(self, session: _Session) -> None:
-        pending = self._pending_codec
-        if pending is None:
-            return
-        self._pending_codec = None
-        session.codec, session.config = pending
+    def _run_actions(self, session: _Session) -> None:
+        while self._actions:
+            owner, action = self._actions.popleft()
+            if owner is session:  # asked of an earlier session: nothing to apply it to
+                action(session)
+
+    def _announce_codec(self, session: _Session) -> None:
         self.info.update(model=str(session.config.model), codebooks=session.codec.num_codebooks,
-                         kv_window=session.config.kv_window)
+                         bitrate_bps=session.codec.bitrate_bps)
         self.queue.put(EngineEvent("model", f"now {Path(str(session.config.model)).name}, "
                                             f"{session.codec.num_codebooks} codebooks"))
 

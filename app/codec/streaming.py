@@ -209,6 +209,15 @@ class StreamingCodec:
 
         k < K runs the zero-row decoder (built and cached on first use). The
         decoder state stays valid because both decoders share their state I/O.
+        Call prepare_codebooks(k) first from another thread to make this instant.
+        """
+        self._decoder = self.prepare_codebooks(codebooks)
+        self.num_codebooks = int(codebooks)
+
+    def prepare_codebooks(self, codebooks: int) -> ort.InferenceSession:
+        """Loads the decoder session k needs (slow the first time); does not switch to it.
+
+        Safe to call from a loader thread while another thread streams: it only adds a session.
         """
         if not isinstance(codebooks, (int, np.integer)) or isinstance(codebooks, bool):
             raise InputError(f"codebooks must be an integer, got {codebooks!r}")
@@ -225,8 +234,7 @@ class StreamingCodec:
             else:
                 path, remedy = self.contract.decoder_path, "re-download the model folder"
             self._decoders[edited] = _open_session(path, self._options, remedy)
-        self._decoder = self._decoders[edited]
-        self.num_codebooks = int(codebooks)
+        return self._decoders[edited]
 
     @property
     def bitrate_bps(self) -> float | None:

@@ -120,8 +120,8 @@ class EngineBridge(QObject):
         """Loads `model` (a preview while stopped; a live swap while running)."""
         model = Path(model)
         if self.running:
-            return self._request_swap(f"Switching to {model.name}…", model=model, codebooks=codebooks,
-                                      kv_window=kv_window)
+            return self._request_swap(f"Switching to {model.name}…", self.engine.request_codec,
+                                      model=model, codebooks=codebooks)
 
         def load():
             from app.codec import StreamingCodec
@@ -135,7 +135,7 @@ class EngineBridge(QObject):
 
     def set_codebooks(self, codebooks: int) -> bool:
         if self.running:
-            return self._request_swap(f"Switching to {codebooks} codebooks…", codebooks=codebooks)
+            return self._request_swap(f"Switching to {codebooks} codebooks…", self.engine.request_codebooks, codebooks)
         if self.codec is None or codebooks == self.codec.num_codebooks:
             return False
         codec, model = self.codec, self.codec_model
@@ -148,17 +148,23 @@ class EngineBridge(QObject):
 
     def set_kv_window(self, window: int | None) -> bool:
         if self.running:
-            codebooks = self.codec.num_codebooks if self.codec is not None else None
-            return self._request_swap("Applying the KV window…", codebooks=codebooks, kv_window=window)
+            self.engine.set_kv_window(window)  # applies at the next chunk, nothing to load
+            return True
         if self.codec is not None:
             self.codec.set_kv_window(window)
         return True
 
-    def _request_swap(self, text: str, **kwargs) -> bool:
+    def set_recording(self, folder: Path | None) -> None:
+        try:
+            self.engine.set_recording(folder)
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+
+    def _request_swap(self, text: str, request: Callable, *args, **kwargs) -> bool:
         if self.busy:
             return False
         try:
-            self._swap = self.engine.request_codec(**kwargs)
+            self._swap = request(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
             self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
             return False
@@ -193,11 +199,6 @@ class EngineBridge(QObject):
         summary = self.engine.stop(reason)
         self._tick()  # deliver the "stopped" event and the last frames at once
         return summary
-
-    def restart(self, config: EngineConfig) -> bool:
-        """Stop and start again with `config`, reusing the loaded codec (no model load)."""
-        self.stop("restarting")
-        return self.start(config)
 
     def shutdown(self) -> None:
         self.timer.stop()

@@ -605,13 +605,8 @@ class MainWindow(QMainWindow):
     def _on_record_toggled(self, checked: bool) -> None:
         c = self.controls
         c.record_button.setText("■  Recording" if checked and self.bridge.running else "●  Record")
-        if self.bridge.running and not self.bridge.busy:
-            # The engine takes its record folder at start: restart the session with the codec
-            # already loaded (a short gap, no model load).
-            config = self.current_config(record=checked)
-            if config is not None:
-                self._prepare_plots(config)
-                self.bridge.restart(config)
+        if self.bridge.running:
+            self.bridge.set_recording(self.record_folder() if checked else None)  # between two chunks
         self._show_record_folder()
 
     def choose_record_folder_dialog(self) -> None:
@@ -654,6 +649,10 @@ class MainWindow(QMainWindow):
         elif event.kind == "started":
             self._recording_paths = (self.bridge.engine.info or {}).get("recording")
             self.statusBar().showMessage(event.message.capitalize(), 4000)
+        elif event.kind == "recording":
+            if self._recording_paths and not event.message:
+                self.show_message("info", f"Recorded {' and '.join(self._recording_paths)}")
+            self._recording_paths = event.message.split("\n") if event.message else None
         else:
             self.statusBar().showMessage(event.message, 5000)
         self._show_record_folder()
