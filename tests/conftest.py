@@ -23,6 +23,19 @@ def model_dir(name: str) -> Path:
     return folder
 
 
+def chirp_noise(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """A chirp plus noise, `frames` x 1920 samples: varied enough to move every code."""
+    n = frames * 1920
+    t = np.arange(n) / 24_000
+    chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 2000 * t**2))
+    return (chirp + 0.05 * rng.standard_normal(n)).astype(np.float32)
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |b|."""
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     # Never write edited decoders (or anything else) into the real user data dir.

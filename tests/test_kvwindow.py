@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import types
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +18,8 @@ from onnx import helper, numpy_helper
 from app.codec.errors import InputError
 from app.codec.kvwindow import KVWindow, PositionLayout, probe_positions, rotate_half
 from app.codec.streaming import FRAME_SIZE, StreamingCodec
-from conftest import model_dir
-
-
-def signal(rng: np.random.Generator, frames: int) -> np.ndarray:
-    n = frames * FRAME_SIZE
-    t = np.arange(n) / 24_000
-    chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 2000 * t**2))
-    return (chirp + 0.05 * rng.standard_normal(n)).astype(np.float32)
-
-
-def relative(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
+from conftest import chirp_noise as signal
+from conftest import model_dir, relative
 
 
 # -- rotate_half ---------------------------------------------------------------------------------
@@ -330,45 +319,6 @@ def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
 # -- exactness against the exporter's torch step with a sliding-window mask --------------------
 
 
-def _windowed_forward(window: int):
-    """StreamingTransformer.forward (test-local copy) with keys older than call start - window masked out."""
-    import torch
-
-    from app.codec.export.streaming_torch import rotate_half as torch_rotate_half
-
-    def forward(self, x, past):
-        batch, steps, _ = x.shape
-        past_len = past[0].shape[2]
-        positions = torch.arange(steps).float() + past_len
-        freqs = positions[:, None] * self.inv_freq[None, :]
-        emb = torch.cat([freqs, freqs], dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        key_index = torch.arange(steps + past_len)[None, :]
-        query_index = torch.arange(steps)[:, None] + past_len
-        visible = (key_index <= query_index) & (key_index >= past_len - window)
-        mask = torch.where(visible, 0.0, float("-inf"))
-        scale = 1.0 / math.sqrt(self.head_dim)
-        present = []
-        for index, layer in enumerate(self.layers):
-            attn = layer.self_attn
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
-            k = attn.k_proj(h).view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
-            v = attn.v_proj(h).view(batch, steps, self.num_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + torch_rotate_half(q) * sin
-            k = k * cos + torch_rotate_half(k) * sin
-            keys = torch.cat([past[2 * index], k], dim=2)
-            values = torch.cat([past[2 * index + 1], v], dim=2)
-            present += [keys, values]
-            weights = torch.softmax(q @ keys.transpose(2, 3) * scale + mask, dim=-1)
-            out = (weights @ values).transpose(1, 2).reshape(batch, steps, -1)
-            x = x + layer.self_attn_layer_scale(attn.o_proj(out))
-            x = x + layer.mlp_layer_scale(layer.mlp(layer.post_attention_layernorm(x)))
-        return x, present
-
-    return forward
-
-
 def _assert_cache_is_rebased_reference(codec_kv: list[np.ndarray], reference: list, window: int) -> None:
     """The codec's stored cache = the reference's newest `window` entries, keys rotated back by the dropped count."""
     for index, (got, full) in enumerate(zip(codec_kv, reference)):
@@ -402,7 +352,7 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     frame_codes = [np.ascontiguousarray(codes[None, :, i : i + 1]) for i in range(frames)]
     plain, _ = torch_stream(decoder, frame_codes)
     plain = np.concatenate([o[0, 0] for o in plain])
-    decoder.transformer.forward = types.MethodType(_windowed_forward(window), decoder.transformer)
+    decoder.transformer.reference_window = window
     windowed, reference_kv = torch_stream(decoder, frame_codes)
     windowed = np.concatenate([o[0, 0] for o in windowed])
 
@@ -423,7 +373,7 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
 
     # The encoder too: same codes and same cache as its windowed torch step.
     encoder = StreamingEncoder(model, 8).eval()
-    encoder.transformer.forward = types.MethodType(_windowed_forward(window), encoder.transformer)
+    encoder.transformer.reference_window = window
     pcm = signal(np.random.default_rng(5), frames)
     chunks = [pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE].reshape(1, 1, -1) for i in range(frames)]
     expected, reference_kv = torch_stream(encoder, chunks)

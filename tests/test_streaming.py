@@ -12,22 +12,13 @@ from onnx import numpy_helper
 
 from app.codec.errors import InputError, ModelError
 from app.codec.streaming import FRAME_SIZE, StreamingCodec
-from conftest import model_dir
+from conftest import chirp_noise, model_dir, relative
 
 FRAMES = 24  # 1.92 s: divisible by the 1- and 4-frame chunk sizes below
 
 
 def signal(rng: np.random.Generator, frames: int = FRAMES) -> np.ndarray:
-    """A chirp plus noise: varied enough to move every code."""
-    n = frames * FRAME_SIZE
-    t = np.arange(n) / 24_000
-    chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 2000 * t**2))
-    return (chirp + 0.05 * rng.standard_normal(n)).astype(np.float32)
-
-
-def relative(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b|."""
-    return float(np.abs(a - b).max() / np.abs(b).max())
+    return chirp_noise(rng, frames)
 
 
 def stream(codec: StreamingCodec, pcm: np.ndarray, chunk_frames: int) -> tuple[np.ndarray, np.ndarray]:

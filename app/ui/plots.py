@@ -200,20 +200,66 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
         self.sample_line.setValue(math.log2(seen) if seen > 1 else 0)
 
 
-class LatencyPlot(pg.PlotWidget):
+class HistoryPlot(pg.PlotWidget):
+    """A plot of two per-chunk series over the last HISTORY_S seconds, redrawn only when dirty."""
+
+    def __init__(self, title: str, y_label: str):
+        super().__init__()
+        item = self.getPlotItem()
+        item.setTitle(title, size="10pt")
+        _style(self)
+        item.setLabel("left", y_label)
+        item.setLabel("bottom", "seconds ago")
+        self._ring = HistoryRing(HISTORY_CHUNKS, 3)  # session_s and the two series
+        self.curves: tuple = ()
+        self.setXRange(-HISTORY_S, 0, padding=0)
+        self._dirty = False
+
+    def _values(self, m: FrameMetrics) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _shown(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two curves' y values (overridden to stack them)."""
+        return data[:, 1], data[:, 2]
+
+    def _rescale(self, data: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self._ring.reset()
+        self._dirty = True
+
+    @property
+    def points(self) -> int:
+        return len(self._ring.view())
+
+    def add(self, m: FrameMetrics) -> None:
+        self._ring.append((m.session_s, *self._values(m)))
+        self._dirty = True
+
+    def redraw(self) -> None:
+        if not self._dirty or not _visible(self):
+            return
+        self._dirty = False
+        data = self._ring.view()
+        if not len(data):
+            for curve in self.curves:
+                curve.setData([], [])
+            return
+        x = data[:, 0] - data[-1, 0]
+        for curve, y in zip(self.curves, self._shown(data)):
+            curve.setData(x, y, skipFiniteCheck=True)
+        self._rescale(data)
+
+
+class LatencyPlot(HistoryPlot):
     """Encode and decode time per chunk, stacked, against the chunk's real-time budget."""
 
     def __init__(self):
-        super().__init__()
-        item = self.getPlotItem()
-        item.setTitle(f"<span style='color:{theme.TEXT}'>Compute per chunk "
-                      f"<span style='color:{theme.ENCODE}'>encode</span> + "
-                      f"<span style='color:{theme.DECODE}'>decode</span> vs "
-                      f"<span style='color:{theme.BUDGET}'>budget</span></span>", size="10pt")
-        _style(self)
-        item.setLabel("left", "ms")
-        item.setLabel("bottom", "seconds ago")
-        self._ring = HistoryRing(HISTORY_CHUNKS, 3)  # session_s, encode_ms, decode_ms
+        super().__init__(f"<span style='color:{theme.TEXT}'>Compute per chunk "
+                         f"<span style='color:{theme.ENCODE}'>encode</span> + "
+                         f"<span style='color:{theme.DECODE}'>decode</span> vs "
+                         f"<span style='color:{theme.BUDGET}'>budget</span></span>", "ms")
         self.total = self.plot(pen=theme.pen(theme.DECODE), fillLevel=0, brush=theme.brush(theme.DECODE, 110),
                                skipFiniteCheck=True)
         self.encode = self.plot(pen=theme.pen(theme.ENCODE), fillLevel=0, brush=theme.brush(theme.ENCODE, 130),
@@ -222,10 +268,9 @@ class LatencyPlot(pg.PlotWidget):
                                       label="budget {value:.0f} ms",
                                       labelOpts={"color": theme.BUDGET, "position": 0.02, "anchors": [(0, 1), (0, 1)]})
         self.addItem(self.budget)
-        self.setXRange(-HISTORY_S, 0, padding=0)
+        self.curves = (self.total, self.encode)
         self._budget_ms = 80.0
         self._y_max = 0.0
-        self._dirty = False
         self.set_budget(80)
 
     def set_budget(self, chunk_ms: float) -> None:
@@ -238,59 +283,34 @@ class LatencyPlot(pg.PlotWidget):
             self._y_max = top
             self.setYRange(0, top, padding=0)
 
-    def reset(self) -> None:
-        self._ring.reset()
-        self._dirty = True
+    def _values(self, m: FrameMetrics) -> tuple[float, float]:
+        return m.encode_ms, m.decode_ms
 
-    @property
-    def points(self) -> int:
-        return len(self._ring.view())
+    def _shown(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return data[:, 1] + data[:, 2], data[:, 1]  # total behind, encode in front: stacked
 
-    def add(self, m: FrameMetrics) -> None:
-        self._ring.append((m.session_s, m.encode_ms, m.decode_ms))
-        self._dirty = True
-
-    def redraw(self) -> None:
-        if not self._dirty or not _visible(self):
-            return
-        self._dirty = False
-        data = self._ring.view()
-        if not len(data):
-            self.total.setData([], [])
-            self.encode.setData([], [])
-            return
-        x = data[:, 0] - data[-1, 0]
-        total = data[:, 1] + data[:, 2]
-        self.total.setData(x, total, skipFiniteCheck=True)
-        self.encode.setData(x, data[:, 1], skipFiniteCheck=True)
-        peak = float(total.max())
+    def _rescale(self, data: np.ndarray) -> None:
+        peak = float((data[:, 1] + data[:, 2]).max())
         top = max(self._budget_ms * 1.25, peak * 1.1)
         if top > self._y_max or top < 0.6 * self._y_max:  # rescale rarely: steady axes read better
             self._set_y(top)
 
 
-class KVPlot(pg.PlotWidget):
+class KVPlot(HistoryPlot):
     """KV cache length of the encoder and decoder transformers, with the window line."""
 
     def __init__(self):
-        super().__init__()
-        item = self.getPlotItem()
-        item.setTitle(f"<span style='color:{theme.TEXT}'>KV cache length "
-                      f"<span style='color:{theme.ENCODE}'>encoder</span> / "
-                      f"<span style='color:{theme.DECODE}'>decoder</span></span>", size="10pt")
-        _style(self)
-        item.setLabel("left", "tokens")
-        item.setLabel("bottom", "seconds ago")
-        self._ring = HistoryRing(HISTORY_CHUNKS, 3)
+        super().__init__(f"<span style='color:{theme.TEXT}'>KV cache length "
+                         f"<span style='color:{theme.ENCODE}'>encoder</span> / "
+                         f"<span style='color:{theme.DECODE}'>decoder</span></span>", "tokens")
         self.encoder = self.plot(pen=theme.pen(theme.ENCODE), skipFiniteCheck=True)
         self.decoder = self.plot(pen=theme.pen(theme.DECODE, style=Qt.DashLine), skipFiniteCheck=True)
         self.window_line = pg.InfiniteLine(angle=0, pen=theme.pen(theme.BUDGET, style=Qt.DashLine),
                                            label="window {value:.0f}",
                                            labelOpts={"color": theme.BUDGET, "position": 0.02, "anchors": [(0, 1), (0, 1)]})
         self.addItem(self.window_line)
-        self.setXRange(-HISTORY_S, 0, padding=0)
+        self.curves = (self.encoder, self.decoder)
         self._window: int | None = 250
-        self._dirty = False
         self.set_window(250)
 
     def set_window(self, window: int | None) -> None:
@@ -300,26 +320,10 @@ class KVPlot(pg.PlotWidget):
             self.window_line.setValue(window)
         self._dirty = True
 
-    def reset(self) -> None:
-        self._ring.reset()
-        self._dirty = True
+    def _values(self, m: FrameMetrics) -> tuple[float, float]:
+        return m.kv_encoder, m.kv_decoder
 
-    def add(self, m: FrameMetrics) -> None:
-        self._ring.append((m.session_s, m.kv_encoder, m.kv_decoder))
-        self._dirty = True
-
-    def redraw(self) -> None:
-        if not self._dirty or not _visible(self):
-            return
-        self._dirty = False
-        data = self._ring.view()
-        if not len(data):
-            self.encoder.setData([], [])
-            self.decoder.setData([], [])
-            return
-        x = data[:, 0] - data[-1, 0]
-        self.encoder.setData(x, data[:, 1], skipFiniteCheck=True)
-        self.decoder.setData(x, data[:, 2], skipFiniteCheck=True)
+    def _rescale(self, data: np.ndarray) -> None:
         top = max(float(data[:, 1:].max()), self._window or 0, 10) * 1.15
         self.setYRange(0, top, padding=0)
 

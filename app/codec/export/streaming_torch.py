@@ -134,6 +134,9 @@ class StreamingTransformer(nn.Module):
             raise NotImplementedError("grouped-query attention is not part of Mimi")
         inv_freq = 1.0 / (config.rope_parameters["rope_theta"] ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # Reference only (never exported): hide keys older than (call start - window), the same keys
+        # a cache trimmed to `window` entries before each call holds.
+        self.reference_window: int | None = None
 
     def forward(self, x: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x: [B, T, C]; past: [k0, v0, k1, v1, ...] each [B, H, P, D]."""
@@ -146,7 +149,10 @@ class StreamingTransformer(nn.Module):
         # Causal over past + new: query i (absolute P + i) sees keys j <= P + i.
         key_index = torch.arange(steps + past_len, device=x.device)[None, :]
         query_index = torch.arange(steps, device=x.device)[:, None] + past_len
-        mask = torch.where(key_index <= query_index, 0.0, float("-inf"))
+        visible = key_index <= query_index
+        if self.reference_window is not None:
+            visible = visible & (key_index >= past_len - self.reference_window)
+        mask = torch.where(visible, 0.0, float("-inf"))
         scale = 1.0 / math.sqrt(self.head_dim)
         present = []
         for index, layer in enumerate(self.layers):
