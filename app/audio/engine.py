@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,9 @@ DRIFT_MAX_PPM = 2000  # largest stretch: far above real drift, far below anythin
 # to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
 DEFAULT_DEVICE_LATENCY_S = 0.010
 POLL_S = 0.002
+# The PortAudio callbacks are Python: they wait for the GIL whenever the worker or the GUI hold it.
+# CPython hands it over every 5 ms by default, half of a 10 ms device buffer; 1 ms keeps them prompt.
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 class EngineError(Exception):
@@ -231,6 +235,7 @@ class Engine:
         except BaseException:
             io.close()
             raise
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         self.monitor = config.monitor
         self.stats = SessionStats()
         self.stop_reason = None
