@@ -22,7 +22,7 @@ from app.audio.metrics import EngineEvent, FrameMetrics
 
 log = logging.getLogger(__name__)
 
-UI_TICK_MS = 30  # <= 33 fps of plot updates, whatever the chunk rate
+UI_TICK_MS = 34  # <= 30 fps of plot updates, whatever the chunk rate
 
 
 def describe_error(exc: BaseException) -> str:
