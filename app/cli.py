@@ -497,6 +497,41 @@ def _cmd_gui(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# bench
+
+
+def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("bench", parents=[common], help="time the naive loop against the app's settings",
+                       description="Stream the same input frame by frame (back to back, not paced) "
+                       "through the model card's naive loop and through the app's codec settings; "
+                       "report per-frame times, RTF, KV length, memory and CPU per frame for both.")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--frames", type=_positive_int, default=1500, metavar="N",
+                   help="80 ms frames per side (default 1500 = 2 minutes of audio)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads for the app side")
+    p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none", help="the app side's KV window")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from app.codec.bench import run_bench
+
+    result = run_bench(args.model, args.frames, threads=args.threads, kv_window=args.kv_window)
+    if args.json:
+        _print_json(result)
+        return 0
+    for side in ("naive", "app"):
+        r = result[side]
+        print(f"{side:5s}  total ms/frame p50 {r['total_ms']['p50']:.1f}  p95 {r['total_ms']['p95']:.1f}  "
+              f"p99 {r['total_ms']['p99']:.1f}  RTF {r['rtf']}  KV {r['kv_length_end']}  "
+              f"RSS {r['rss_mb']['start']} -> {r['rss_mb']['end']} MB  CPU {r['cpu_s_per_frame'] * 1000:.1f} ms/frame")
+    print(f"speed-up: p50 {result['speedup_p50']}x, first minute {result['speedup_first_minute']}x, "
+          f"last minute {result['speedup_last_minute']}x")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Parser and entry point
 
 # Later issues add run/devices/models/download/bench/gui: write _add_<name> and list it here.
@@ -506,6 +541,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser]
     _add_export,
     _add_run,
     _add_devices,
+    _add_bench,
     _add_gui,
 ]
 

@@ -305,3 +305,16 @@ def test_console_script_version():
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "mimi-live" in result.stdout
+
+
+def test_bench_runs_and_its_json_is_well_formed(capsys):
+    """CI checks the benchmark runs; speed targets are measured with full-size models, not here."""
+    assert main(["bench", "--model", str(FIXTURES / "tiny-8cb"), "--frames", "30", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for side in ("naive", "app"):
+        r = result[side]
+        assert r["frames"] == 30 and set(r["total_ms"]) == {"p50", "p95", "p99"}
+        assert r["cpu_s_per_frame"] > 0 and r["rss_mb"]["end"] > 0
+    assert result["naive"]["kv_length_end"] == [60, 60]  # the naive cache grows 2 per frame
+    assert result["app"]["kv_length_end"] == [60, 60]  # below the 250 window
+    assert result["speedup_p50"] > 0

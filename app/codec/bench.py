@@ -1,0 +1,137 @@
+"""`mimi-live bench`: the model card's naive loop and the app's codec settings, on the same input, in one run.
+
+Frames are processed back to back (not paced by a clock), so minutes of session take less time
+than they would live. Each side reports per-frame encode/decode/total times (p50/p95/p99), the
+real-time factor, the KV length at the end, process memory before and after, and the CPU seconds
+it burnt per frame (what is left of the machine for the GUI and the audio callbacks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import psutil
+
+from app.codec.contract import model_files
+from app.codec.spec import parse_state_spec
+from app.codec.streaming import StreamingCodec
+from app.config import FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+
+FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
+
+
+def bench_input(frames: int, seed: int = 0) -> np.ndarray:
+    """A speech-band chirp with noise and a syllable-rate envelope: moves every code."""
+    n = frames * FRAME_SIZE
+    t = np.arange(n) / SAMPLE_RATE_HZ
+    pitch = 150 + 100 * np.sin(2 * np.pi * 0.3 * t)
+    envelope = (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
+    noise = np.random.default_rng(seed).standard_normal(n)
+    return (0.3 * envelope * np.sin(2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE_HZ) + 0.02 * noise).astype(np.float32)
+
+
+class NaiveLoop:
+    """The model card's loop: default session options, numpy feeds, the cache grows without bound."""
+
+    def __init__(self, folder: Path):
+        encoder_path, decoder_path, spec_path = model_files(Path(folder))
+        spec = parse_state_spec(spec_path)
+        self.encoder = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
+        self.decoder = ort.InferenceSession(str(decoder_path), providers=["CPUExecutionProvider"])
+        self.enc_state = self._initial(self.encoder, spec.encoder)
+        self.dec_state = self._initial(self.decoder, spec.decoder)
+        self.last_encode_ms = self.last_decode_ms = 0.0
+
+    @staticmethod
+    def _initial(session: ort.InferenceSession, convs) -> dict[str, np.ndarray]:
+        state = {c.input_name: np.zeros((1, c.channels, c.temporal), np.float32) for c in convs}
+        for meta in session.get_inputs():
+            if meta.name.startswith("past_key") or meta.name.startswith("past_value"):
+                heads, dim = meta.shape[1], meta.shape[3]
+                state[meta.name] = np.zeros((1, heads, 0, dim), np.float32)
+        return state
+
+    @staticmethod
+    def _step(session: ort.InferenceSession, first: str, value: np.ndarray, state: dict) -> np.ndarray:
+        outputs = session.run(None, {first: value, **state})
+        names = [o.name for o in session.get_outputs()]
+        for name, array in zip(names[1:], outputs[1:]):
+            state["past_" + name[len("present_"):]] = array
+        return outputs[0]
+
+    def encode(self, pcm: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        codes = self._step(self.encoder, "input_values", pcm[None, None], self.enc_state)
+        self.last_encode_ms = (time.perf_counter() - started) * 1000
+        return codes[0]
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        audio = self._step(self.decoder, "audio_codes", codes[None], self.dec_state)
+        self.last_decode_ms = (time.perf_counter() - started) * 1000
+        return audio[0, 0]
+
+    @property
+    def kv_length(self) -> tuple[int, int]:
+        return self.enc_state["past_key_0"].shape[2], self.dec_state["past_key_0"].shape[2]
+
+
+def _quantiles(values: np.ndarray) -> dict[str, float]:
+    return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+
+
+def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
+    """Streams `pcm` frame by frame through what `make()` builds; returns its statistics."""
+    process = psutil.Process()
+    rss_start = process.memory_info().rss
+    codec = make()
+    frames = len(pcm) // FRAME_SIZE
+    encode_ms, decode_ms = np.zeros(frames), np.zeros(frames)
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    for i in range(frames):
+        codes = codec.encode(pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE])
+        codec.decode(codes)
+        encode_ms[i], decode_ms[i] = codec.last_encode_ms, codec.last_decode_ms
+    cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
+    total = encode_ms + decode_ms
+    minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE] for m in range(-(-frames // FRAMES_PER_MINUTE))]
+    return {
+        "frames": frames,
+        "encode_ms": _quantiles(encode_ms),
+        "decode_ms": _quantiles(decode_ms),
+        "total_ms": _quantiles(total),
+        "total_ms_p50_by_minute": [round(float(np.median(m)), 2) for m in minutes if len(m)],
+        "rtf": round(float(total.mean()) / FRAME_MS, 3),
+        "kv_length_end": list(codec.kv_length),
+        "rss_mb": {"start": round(rss_start / 1e6, 1), "end": round(process.memory_info().rss / 1e6, 1)},
+        "cpu_s_per_frame": round(cpu_s / frames, 4),
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def run_bench(folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250) -> dict:
+    """Naive loop first, then the app's settings, on the same input."""
+    pcm = bench_input(frames)
+    naive = run_side(lambda: NaiveLoop(folder), pcm)
+    app = run_side(lambda: StreamingCodec(folder, threads=threads, kv_window=kv_window), pcm)
+    first, last = slice(0, FRAMES_PER_MINUTE), slice(max(0, frames - FRAMES_PER_MINUTE), frames)
+    return {
+        "model": str(folder),
+        "frames": frames,
+        "audio_s": frames * FRAME_MS / 1000,
+        "app_settings": {"threads": threads or "default", "kv_window": kv_window, "spinning": False},
+        "naive": naive,
+        "app": app,
+        "speedup_p50": round(naive["total_ms"]["p50"] / app["total_ms"]["p50"], 2),
+        "speedup_first_minute": _ratio(naive, app, 0),
+        "speedup_last_minute": _ratio(naive, app, -1),
+        "note": f"first minute = frames {first.start}..{first.stop - 1}, last = {last.start}..{last.stop - 1}",
+    }
+
+
+def _ratio(naive: dict, app: dict, index: int) -> float:
+    return round(naive["total_ms_p50_by_minute"][index] / app["total_ms_p50_by_minute"][index], 2)
