@@ -27,6 +27,7 @@ PROG = APP_ID
 EXPORT_EXTRA_HINT = f"{PROG} export needs the export extra: pip install 'mimi-live[export]'"
 PROGRESS_MIN_DURATION_S = 10.0  # shorter files finish before a progress bar would help
 EXPORT_MODULES = {"torch", "transformers", "onnxscript", "onnx"}
+MODEL_HELP = "model folder, or a downloaded published variant (see `mimi-live models`)"
 
 
 class UserError(Exception):
@@ -104,7 +105,7 @@ def _add_info(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
         description="Load a streaming Mimi ONNX folder (encoder_model.onnx, decoder_model.onnx, "
         "state_spec.txt), check it against the contract and summarise it.",
     )
-    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_info)
 
@@ -197,7 +198,7 @@ def _add_roundtrip(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     )
     p.add_argument("input", type=Path, metavar="IN", help="input audio file")
     p.add_argument("output", type=Path, metavar="OUT", help="output WAV (written atomically)")
-    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
     p.add_argument("--codebooks", type=_positive_int, default=None, metavar="K",
                    help="codebooks to decode with (default: all the model has)")
     p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="MS",
@@ -383,7 +384,7 @@ def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     p = sub.add_parser("run", parents=[common], help="stream live audio through the codec, headless",
                        description="Microphone (or a looped file, or a tone) -> Mimi -> speaker, until "
                        "--duration ends or Ctrl-C; then a summary.")
-    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
     p.add_argument("--input-device", type=_device, metavar="X", help="input device index or name part")
     p.add_argument("--output-device", type=_device, metavar="Y", help="output device index or name part")
     source = p.add_mutually_exclusive_group()
@@ -480,13 +481,84 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# models, download (the published variants in the Hugging Face cache)
+
+
+def _add_models(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("models", parents=[common], help="list the published model variants and what is downloaded",
+                       description="List the published variants of BMekiker/mimi-onnx-streaming: codebooks, "
+                       "weights, size, and whether (and where) each is in the Hugging Face cache. "
+                       "Reads only the cache: works offline.")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(handler=_cmd_models)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from app.models.download import list_models
+
+    rows = list_models()
+    if args.json:
+        _print_json([r.to_json() for r in rows])
+        return 0
+    for r in rows:
+        size = f"{r.size_bytes / 1e6:.0f} MB" if r.cached else f"~{r.size_bytes / 1e6:.0f} MB"
+        where = str(r.folder) if r.cached else f"not downloaded (mimi-live download {r.name})"
+        print(f"{r.name:20s} {r.codebooks:2d} codebooks  {r.weights}  {size:>8s}  {where}")
+    return 0
+
+
+def _add_download(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from app.models.catalogue import VARIANTS
+
+    p = sub.add_parser("download", parents=[common], help="download a published model variant",
+                       description="Download a published variant into the Hugging Face cache (HF_HOME; "
+                       "HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE are honoured), check every file's "
+                       "size and sha256 against the hub, and print where it is. Running it again "
+                       "fetches only what is missing or damaged.")
+    p.add_argument("variant", metavar="VARIANT", help=", ".join(v.name for v in VARIANTS))
+    p.add_argument("--json", action="store_true", help="print one JSON object (no progress bar)")
+    p.set_defaults(handler=_cmd_download)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from app.models.download import download_variant
+
+    bar = None
+
+    def progress(p) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=p.total_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+                       desc=p.variant, disable=args.json or not sys.stderr.isatty(), leave=False)
+        bar.update(p.done_bytes - bar.n)  # tqdm shows bytes, rate and time left
+
+    t0 = time.monotonic()
+    try:
+        folder = download_variant(args.variant, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = {"variant": args.variant, "folder": str(folder),
+               "size_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
+               "verified": True, "seconds": round(time.monotonic() - t0, 3)}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{args.variant}: {summary['size_bytes'] / 1e6:.1f} MB, sizes and sha256 match the hub, in {folder}")
+        print(f"use it with: {PROG} gui --model {args.variant}  or  {PROG} run --model {args.variant}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # gui
 
 
 def _add_gui(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("gui", parents=[common], help="open the Mimi Live window (the default)",
                        description="Open the Mimi Live window (what `mimi-live` with no command does).")
-    p.add_argument("--model", type=Path, metavar="DIR", help="model folder to open (added to the model list)")
+    p.add_argument("--model", type=Path, metavar="DIR|VARIANT", help=MODEL_HELP + " to open (added to the model list)")
     p.set_defaults(handler=_cmd_gui)
 
 
@@ -505,7 +577,7 @@ def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        description="Stream the same input frame by frame (back to back, not paced) "
                        "through the model card's naive loop and through the app's codec settings; "
                        "report per-frame times, RTF, KV length, memory and CPU per frame for both.")
-    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="model folder")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
     p.add_argument("--frames", type=_positive_int, default=1500, metavar="N",
                    help="80 ms frames per side (default 1500 = 2 minutes of audio)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads for the app side")
@@ -541,6 +613,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser]
     _add_export,
     _add_run,
     _add_devices,
+    _add_models,
+    _add_download,
     _add_bench,
     _add_gui,
 ]
@@ -559,6 +633,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Run '{PROG} COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this install or bundle headless (tiny model, Qt offscreen, no audio device)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub, common)
@@ -572,7 +648,8 @@ def _user_error_message(exc: BaseException) -> str | None:
 
     # The codec modules are loaded iff the codec could have raised; no import here.
     known = (("app.codec.errors", "CodecError"), ("app.audio.engine", "EngineError"),
-             ("app.audio.devices", "DeviceError"), ("app.audio.recorder", "RecordingError"))
+             ("app.audio.devices", "DeviceError"), ("app.audio.recorder", "RecordingError"),
+             ("app.models.errors", "ModelError"))
     codec_errors = tuple(
         cls for cls in (getattr(sys.modules.get(m), name, None) for m, name in known) if isinstance(cls, type)
     )
@@ -592,11 +669,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = getattr(args, "debug", False)
+    if args.self_test:
+        from app.selftest import main as self_test
+
+        return self_test()
     if args.handler is None:
         from app.ui.app import run_gui
 
         return run_gui([])
     try:
+        if getattr(args, "model", None) is not None:  # --model DIR|VARIANT, checked before any load
+            from app.models import resolve_model
+
+            args.model = resolve_model(args.model)
         return int(args.handler(args))
     except KeyboardInterrupt:
         if args.debug:

@@ -4,6 +4,9 @@ The audio numbers are fixed by the Mimi model and the published streaming ONNX c
 (see shared/MIMI_CONTRACT.md): 24 kHz mono float32, one code frame per 1920 samples.
 """
 
+import sys
+from pathlib import Path
+
 APP_NAME = "Mimi Live"
 APP_ID = "mimi-live"  # console script, platformdirs folder name, log file prefix
 APP_AUTHOR = "mimi-live"
@@ -14,3 +17,13 @@ FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_SIZE  # 12.5 code frames per second
 FRAME_MS = 1000 * FRAME_SIZE // SAMPLE_RATE_HZ  # 80
 
 assert FRAME_RATE_HZ == 12.5
+
+
+def bundle_root() -> Path:
+    """Where assets/ (and, in a bundle, models/) live: the PyInstaller bundle (sys._MEIPASS) or the checkout."""
+    return Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
+
+
+def asset_path(name: str) -> Path:
+    """A file in assets/, from a source checkout or a PyInstaller bundle; no Qt needed."""
+    return bundle_root() / "assets" / name

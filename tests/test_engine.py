@@ -20,6 +20,32 @@ from conftest import model_dir
 BLOCK = 480  # 20 ms device blocks
 
 
+@pytest.fixture(autouse=True)
+def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FakeIO's clock is the test's ticks, so wall-clock compute time must not change what plays:
+    the warm-up reports a fixed 5 ms per call and the live review of the pre-roll is off (its
+    arithmetic is tested on its own below)."""
+    import app.audio.engine as engine_module
+
+    real_warm_up = engine_module.warm_up
+
+    def fixed_warm_up(codec, chunk_samples, calls=engine_module.WARMUP_CALLS):
+        real_warm_up(codec, chunk_samples, calls)
+        return [0.005] * calls
+
+    monkeypatch.setattr(engine_module, "warm_up", fixed_warm_up)
+    monkeypatch.setattr(engine_module, "PREROLL_REVIEW_CHUNKS", 10**9)
+
+
+def test_preroll_covers_the_compute_spread_seen() -> None:
+    from app.audio.engine import PREROLL_MARGIN_S, preroll_samples
+
+    steady = [0.040] * 20
+    assert preroll_samples(steady) == round((0.040 + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)  # one more compute
+    spiky = steady + [0.120]
+    assert preroll_samples(spiky) == round((0.120 - 0.040 + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)  # the worst seen
+
+
 def make_engine(**io_options) -> tuple[Engine, list[FakeIO]]:
     made: list[FakeIO] = []
 

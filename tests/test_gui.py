@@ -134,9 +134,49 @@ def test_first_run_without_a_model_explains_what_to_do(qtbot, settings) -> None:
     assert not window.controls.start_button.isEnabled()
     assert window.start() is False
     assert "no model" in window.banner.text
-    # The published variants are listed, not selectable until downloaded.
+    # The published variants are listed, marked for download, and none is loaded by itself.
     combo = window.controls.model_combo
-    assert combo.count() == 4 and "not downloaded" in combo.itemText(0)
+    assert combo.count() == 4 and "download" in combo.itemText(0)
+    assert window.selected_model() is None
+
+
+def test_first_run_download_fetches_checks_and_loads_the_model(qtbot, settings, tmp_path) -> None:
+    """The welcome page's Download button against a fake hub on 127.0.0.1: progress, then the model loads."""
+    from fakehub import FakeHub
+
+    from app.models.download import download_variant
+
+    window = open_window(qtbot, settings, FakeAudio())
+    reports = []
+    with FakeHub() as hub:
+        def download(name, progress, cancel):
+            def spy(p):
+                reports.append(p)
+                progress(p)
+
+            return download_variant(name, cache_dir=tmp_path / "hf", endpoint=hub.endpoint, progress=spy, cancel=cancel)
+
+        window.download_fn = download
+        window.welcome_download.click()
+        qtbot.waitUntil(lambda: window._download is None, timeout=30_000)
+    assert reports and reports[-1].done_bytes == reports[-1].total_bytes > 0
+    assert "Downloaded streaming-8cb-fp16" in window.banner.text
+    qtbot.waitUntil(lambda: window.bridge.codec is not None, timeout=30_000)
+    assert window.bridge.codec.max_codebooks == 8
+    assert window.pages.currentIndex() == 0
+
+
+def test_a_failed_download_is_a_message_and_leaves_the_window_usable(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio())
+
+    def refused(name, progress, cancel):
+        raise ConnectionError("cannot reach the Hugging Face hub at http://127.0.0.1:9 (connection refused)")
+
+    window.download_fn = refused
+    window.download_variant("streaming-8cb")
+    qtbot.waitUntil(lambda: window._download is None, timeout=10_000)
+    assert "connection refused" in window.banner.text
+    assert window.add_model_folder(model_dir("tiny-8cb"))  # still usable
 
 
 def test_open_model_folder_adds_it_remembers_it_and_shows_the_plots(qtbot, settings) -> None:

@@ -1,4 +1,4 @@
-"""Model catalogue: the published Mimi streaming variants and where a local copy is (no network)."""
+"""Model catalogue: the published Mimi streaming variants and where a local copy is (no network; download in app.models.download)."""
 
 from app.models.catalogue import (
     HUB_REPO,
@@ -7,7 +7,10 @@ from app.models.catalogue import (
     Variant,
     find_cached,
     is_model_folder,
+    resolve_model,
     variant,
+    verify_cached,
 )
 
-__all__ = ["HUB_REPO", "MODEL_FILES", "VARIANTS", "Variant", "find_cached", "is_model_folder", "variant"]
+__all__ = ["HUB_REPO", "MODEL_FILES", "VARIANTS", "Variant", "find_cached", "is_model_folder", "resolve_model",
+           "variant", "verify_cached"]

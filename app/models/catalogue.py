@@ -1,14 +1,26 @@
 """The four published variants of BMekiker/mimi-onnx-streaming and their local cache (any thread).
 
-Looks only at the Hugging Face cache on disk (`huggingface_hub.try_to_load_from_cache`): nothing
-here touches the network. Downloading arrives with the models issue; user-added local folders are
-remembered by the UI (QSettings), not here.
+Looks only at the Hugging Face cache on disk (`huggingface_hub.try_to_load_from_cache`) and at the
+integrity manifests the downloader writes: nothing here touches the network (downloading is in
+`app.models.download`). User-added local folders are remembered by the UI (QSettings), not here.
+
+Integrity: a cached variant is used only after every file matches the hub's metadata (size and
+sha256 for LFS files, the git blob sha1 for small text files). The expected values come from the
+manifest written by `download_variant` (data dir, `models/manifests/<commit>/<variant>.json`) or,
+for a cache filled by another tool, from the blob names of the HF cache (a blob is named by the
+hub's ETag: the sha256 of an LFS file, the git sha1 of a regular file).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 HUB_REPO = "BMekiker/mimi-onnx-streaming"
 MODEL_FILES = ("encoder_model.onnx", "decoder_model.onnx", "state_spec.txt")
@@ -63,3 +75,142 @@ def find_cached(name: str | Variant, cache_dir: Path | str | None = None) -> Pat
             return None  # None (unknown) or the "known not to exist" sentinel
         folders.add(Path(found).parent)
     return folders.pop() if len(folders) == 1 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Integrity
+
+DATA_DIR_ENV = "MIMI_LIVE_DATA_DIR"  # same override as app.codec.codebooks.data_dir
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the hub says a file is: its size (None if unknown) and sha256 or git blob sha1."""
+
+    size: int | None
+    sha256: str | None = None
+    git_sha1: str | None = None
+
+    def to_json(self) -> dict:
+        return {"size": self.size, "sha256": self.sha256, "git_sha1": self.git_sha1}
+
+
+def _data_dir() -> Path:
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    from app.config import APP_AUTHOR, APP_ID
+
+    return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
+
+
+def manifest_path(commit: str, name: str) -> Path:
+    return _data_dir() / "models" / "manifests" / commit / f"{name}.json"
+
+
+def write_manifest(commit: str, name: str, expected: dict[str, Expected]) -> None:
+    path = manifest_path(commit, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.part")
+    tmp.write_text(json.dumps({k: v.to_json() for k, v in expected.items()}, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_manifest(commit: str, name: str) -> dict[str, Expected] | None:
+    try:
+        data = json.loads(manifest_path(commit, name).read_text(encoding="utf-8"))
+        return {k: Expected(v.get("size"), v.get("sha256"), v.get("git_sha1")) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def _from_blob_name(path: Path) -> Expected | None:
+    """The hub's ETag recorded as the blob name of an HF cache symlink, if `path` is one."""
+    if not path.is_symlink():
+        return None
+    etag = Path(os.path.realpath(path)).name
+    if _HEX64.fullmatch(etag):
+        return Expected(None, sha256=etag)
+    if _HEX40.fullmatch(etag):
+        return Expected(None, git_sha1=etag)
+    return None
+
+
+def file_problem(path: Path, expected: Expected) -> str | None:
+    """None if the file matches `expected`, else a short reason (missing, size or hash mismatch)."""
+    try:
+        size = path.stat().st_size
+        if expected.size is not None and size != expected.size:
+            return f"size {size} bytes, the hub says {expected.size}"
+        if expected.sha256 is None and expected.git_sha1 is None:
+            return "no hub checksum to check it against"
+        sha256 = hashlib.sha256()
+        sha1 = hashlib.sha1(b"blob %d\0" % size)
+        with open(path, "rb") as f:
+            while chunk := f.read(HASH_CHUNK):
+                if expected.sha256 is not None:
+                    sha256.update(chunk)
+                if expected.git_sha1 is not None:
+                    sha1.update(chunk)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if expected.sha256 is not None and sha256.hexdigest() != expected.sha256:
+        return "sha256 does not match the hub's"
+    if expected.git_sha1 is not None and sha1.hexdigest() != expected.git_sha1:
+        return "checksum (git sha1) does not match the hub's"
+    return None
+
+
+def verify_cached(name: str | Variant, folder: Path) -> dict[str, str]:
+    """Problems of a cached variant folder, file name -> reason; empty if every file checks out."""
+    name = name.name if isinstance(name, Variant) else str(name)
+    folder = Path(folder)
+    manifest = read_manifest(folder.parent.name, name) or {}
+    problems = {}
+    for filename in MODEL_FILES:
+        path = folder / filename
+        expected = manifest.get(filename) or _from_blob_name(path)
+        if expected is None:
+            problems[filename] = "no hub checksum to check it against"
+            continue
+        problem = file_problem(path, expected)
+        if problem:
+            problems[filename] = problem
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# --model DIR|VARIANT
+
+
+def variant_names() -> str:
+    return ", ".join(v.name for v in VARIANTS)
+
+
+def resolve_model(text: str | Path, cache_dir: Path | str | None = None) -> Path:
+    """The folder to load for a `--model` value, checked before anything is loaded.
+
+    An existing folder is itself (the codec checks its contract). A published variant name is its
+    cached folder, after every file matched the hub's size and checksum. Raises UnknownModel,
+    NotDownloaded or CorruptModel (one-line messages).
+    """
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    name = str(text)
+    if variant(name) is None:
+        raise UnknownModel(f"{text}: no such model folder or variant (published variants: {variant_names()})")
+    folder = find_cached(name, cache_dir)
+    if folder is None:
+        raise NotDownloaded(f"{name} is not downloaded yet: run `mimi-live download {name}`")
+    problems = verify_cached(name, folder)
+    if problems:
+        detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        raise CorruptModel(f"{name} in the cache failed its integrity check ({detail}); not loaded: "
+                           f"run `mimi-live download {name}` to download it again")
+    return folder

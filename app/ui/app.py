@@ -16,7 +16,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from app.config import APP_AUTHOR, APP_ID, APP_NAME
+from app.config import APP_AUTHOR, APP_ID, APP_NAME, asset_path
 
 log = logging.getLogger("app.ui")
 
@@ -106,12 +106,6 @@ def make_settings():
     from PySide6.QtCore import QSettings
 
     return QSettings(QSettings.IniFormat, QSettings.UserScope, SETTINGS_ORG, SETTINGS_APP)
-
-
-def asset_path(name: str) -> Path:
-    """A file in assets/, from a source checkout or a PyInstaller bundle (sys._MEIPASS)."""
-    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[2]))
-    return base / "assets" / name
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

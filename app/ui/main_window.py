@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW, Engine, EngineConfig
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
-from app.models import VARIANTS, find_cached, is_model_folder
+from app.models import VARIANTS, find_cached, is_model_folder, verify_cached
 from app.ui import theme
 from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import ControlsPanel, format_bps
@@ -46,14 +46,17 @@ TEXT_REFRESH_MS = 250  # readouts and status bar: ~4 Hz, easy to read
 RECENT_FOLDERS_MAX = 10
 QUIET_STOP_REASONS = ("stopped", "restarting", "window closed")
 
+FIRST_DOWNLOAD = "streaming-8cb-fp16"  # smallest published variant, identical output to fp32
+DOWNLOAD_PREFIX = "download:"  # combo data of a published variant that is not in the cache yet
 WELCOME_HTML = f"""
 <h2 style="color:{theme.TEXT}">No Mimi model yet</h2>
 <p>Mimi Live runs Kyutai's Mimi codec from a <b>model folder</b> holding
 <code>encoder_model.onnx</code>, <code>decoder_model.onnx</code> and <code>state_spec.txt</code>
 (the streaming ONNX export published as <code>BMekiker/mimi-onnx-streaming</code>).</p>
 <p><b>Have one?</b> Click <b>Open model folder…</b> (Ctrl+O) on the left and pick it.
-Published variants already in your Hugging Face cache show up in the Variant list by themselves;
-downloading them from the app comes in a later version.</p>
+Published variants already in your Hugging Face cache show up in the Variant list by themselves.</p>
+<p><b>Have a network?</b> Click <b>Download</b> below (the fp16 variant with 8 codebooks,
+~222 MB), or pick any variant marked "download" in the Variant list.</p>
 <p><b>No network?</b> Make a stand-in with the same architecture and cost (random weights: it
 sounds like noise, but every plot works):</p>
 <pre style="color:{theme.ACCENT}">pip install -e ".[export]"
@@ -154,6 +157,8 @@ class MainWindow(QMainWindow):
         self._tick_times: deque[float] = deque(maxlen=64)
         self._recording_paths: list[str] | None = None
         self._busy = False
+        self._download = None  # the DownloadDialog under way, if any
+        self.download_fn = None  # tests point this at a fake hub; None = app.models.download_variant
         self._build()
         self._connect()
         self._shortcuts()
@@ -221,8 +226,12 @@ class MainWindow(QMainWindow):
         self.welcome.setContentsMargins(30, 20, 30, 20)
         self.welcome.setMaximumWidth(760)
         welcome_page = QWidget()
-        welcome_layout = QHBoxLayout(welcome_page)
+        welcome_layout = QVBoxLayout(welcome_page)
         welcome_layout.addWidget(self.welcome, 0, Qt.AlignTop | Qt.AlignHCenter)
+        self.welcome_download = QPushButton(f"Download {FIRST_DOWNLOAD} (~222 MB)")
+        self.welcome_download.clicked.connect(lambda: self.download_variant(FIRST_DOWNLOAD))
+        welcome_layout.addWidget(self.welcome_download, 0, Qt.AlignHCenter)
+        welcome_layout.addStretch(1)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.plots)
         self.pages.addWidget(welcome_page)
@@ -367,26 +376,28 @@ class MainWindow(QMainWindow):
         model = combo.model()
         for v in VARIANTS:
             path = find_cached(v)
-            text = v.label + ("" if path else "  · not downloaded")
-            combo.addItem(text, str(path) if path else "")
+            text = v.label + ("" if path else "  · download")
+            combo.addItem(text, str(path) if path else DOWNLOAD_PREFIX + v.name)
             if path is None:
-                model.item(combo.count() - 1).setEnabled(False)
-                model.item(combo.count() - 1).setToolTip("Not in the Hugging Face cache; download arrives "
-                                                         "in a later version: use Open model folder…")
+                model.item(combo.count() - 1).setToolTip(f"Not downloaded yet: choose it to download "
+                                                         f"~{v.size_mb} MB from the Hugging Face hub")
         for folder in self.model_folders():
             combo.addItem(f"{Path(folder).name}  — {folder}", folder)
             combo.setItemData(combo.count() - 1, folder, Qt.ToolTipRole)
+        def usable(i: int) -> bool:
+            return bool(combo.itemData(i)) and not str(combo.itemData(i)).startswith(DOWNLOAD_PREFIX)
+
         index = combo.findData(select) if select else -1
-        if index < 0 or not combo.itemData(index):
-            index = next((i for i in range(combo.count()) if combo.itemData(i)), -1)
+        if index < 0 or not usable(index):
+            index = next((i for i in range(combo.count()) if usable(i)), -1)
         combo.setCurrentIndex(index)
         combo.blockSignals(False)
-        has_model = any(combo.itemData(i) for i in range(combo.count()))
+        has_model = any(usable(i) for i in range(combo.count()))
         self.pages.setCurrentIndex(0 if has_model else 1)
 
     def selected_model(self) -> Path | None:
         data = self.controls.model_combo.currentData()
-        return Path(data) if data else None
+        return Path(data) if data and not str(data).startswith(DOWNLOAD_PREFIX) else None
 
     def _wanted_codebooks(self, model: Path) -> int | None:
         wanted = self.controls.codebooks_combo.currentData() or self.settings.value("model/codebooks", None)
@@ -404,10 +415,46 @@ class MainWindow(QMainWindow):
         model = self.selected_model()
         if model is None:
             return
+        cached = next((v for v in VARIANTS if find_cached(v) == model), None)  # disk only
+        problems = verify_cached(cached, model) if cached is not None else {}
+        if problems:  # a published variant is loaded only if every file matches the hub's checksums
+            self.show_message("error", f"{cached.name} in the cache failed its integrity check "
+                                       f"({'; '.join(f'{k}: {v}' for k, v in problems.items())}); not loaded: "
+                                       f"run `mimi-live download {cached.name}` to download it again")
+            return
         self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
                                kv_window=self.controls.kv_window())
 
+    def download_variant(self, name: str) -> None:
+        """Downloads a published variant with a progress dialog, then loads it."""
+        from app.ui.download_dialog import DownloadDialog
+
+        if self._download is not None:
+            return
+        self._download = DownloadDialog(name, self, **({"download": self.download_fn} if self.download_fn else {}))
+        self._download.sigDone.connect(self._on_downloaded)
+        self._download.start()
+
+    def _on_downloaded(self, folder: Path | None, error: str) -> None:
+        name = self._download.name
+        self._download.deleteLater()
+        self._download = None
+        if folder is None:
+            self.show_message("error", error)
+            self._sync_model_combo()
+            return
+        self.show_message("info", f"Downloaded {name} (sizes and sha256 match the hub) to {folder}")
+        self._populate_models(select=str(folder))
+        if self.controls.model_combo.findData(str(folder)) < 0:  # a cache the variant list does not read
+            self.add_model_folder(Path(folder))
+        else:
+            self._load_selected()
+
     def _on_model_chosen(self) -> None:
+        data = str(self.controls.model_combo.currentData() or "")
+        if data.startswith(DOWNLOAD_PREFIX):
+            self.download_variant(data[len(DOWNLOAD_PREFIX):])
+            return
         model = self.selected_model()
         if model is None or self.bridge.busy:
             self._sync_model_combo()

@@ -1,0 +1,350 @@
+"""Download a published variant into the standard Hugging Face cache, with progress, cancel and checks.
+
+Runs on any thread except the GUI's (it blocks). Everything network-side is huggingface_hub's own
+handling: HF_HOME / HF_HUB_CACHE, HF_ENDPOINT, HF_HUB_OFFLINE, tokens and proxies. A transfer that
+drops mid-file is resumed with a Range request by huggingface_hub (up to 5 times); files already
+complete stay in the cache, so running the download again fetches only what is missing. A partial
+file is never left behind where the loader could find it.
+
+Before a variant is reported downloaded, every file is checked against the hub's metadata
+(`model_info(files_metadata=True)`: size and sha256 for LFS files, git blob sha1 otherwise); the
+expected values are saved as a manifest so `resolve_model` checks them again, offline, before any
+load. A file that fails is removed from the cache and reported.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm as _base_tqdm
+
+from app.models.catalogue import (
+    HUB_REPO,
+    MODEL_FILES,
+    VARIANTS,
+    Expected,
+    file_problem,
+    find_cached,
+    variant,
+    variant_names,
+    verify_cached,
+    write_manifest,
+)
+from app.models.errors import CorruptModel, DownloadCancelled, DownloadError, UnknownModel
+
+RATE_WINDOW_S = 3.0  # rate = bytes over the last few seconds
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """One progress report: whole-variant bytes, current rate and time left (None if unknown)."""
+
+    variant: str
+    filename: str  # file being transferred now
+    done_bytes: int
+    total_bytes: int
+    rate_bps: float | None
+    eta_s: float | None
+
+    @property
+    def fraction(self) -> float:
+        return self.done_bytes / self.total_bytes if self.total_bytes else 0.0
+
+
+ProgressCallback = Callable[[DownloadProgress], None]
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """A row of `mimi-live models`: a published variant and its local copy, if any."""
+
+    name: str
+    codebooks: int
+    weights: str
+    size_bytes: int  # exact when cached, the catalogue's estimate otherwise
+    cached: bool
+    folder: Path | None
+
+    def to_json(self) -> dict:
+        return {"variant": self.name, "codebooks": self.codebooks, "weights": self.weights,
+                "size_bytes": self.size_bytes, "cached": self.cached,
+                "folder": str(self.folder) if self.folder else None}
+
+
+def list_models(cache_dir: Path | str | None = None) -> list[ModelStatus]:
+    """The published variants and whether each is complete in the cache (no network, no hashing)."""
+    rows = []
+    for v in VARIANTS:
+        folder = find_cached(v, cache_dir)
+        if folder is not None:
+            size = sum((folder / f).stat().st_size for f in MODEL_FILES)
+        else:
+            size = v.size_mb * 1_000_000
+        rows.append(ModelStatus(v.name, v.codebooks, v.weights, size, folder is not None, folder))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress plumbing: huggingface_hub creates one bar per file transfer from `tqdm_class`
+
+
+class _Aggregator:
+    def __init__(self, name: str, total: int, callback: ProgressCallback | None,
+                 cancel: threading.Event | None) -> None:
+        self.name = name
+        self.total = total
+        self.done = 0
+        self.filename = ""
+        self.callback = callback
+        self.cancel = cancel
+        self._samples: list[tuple[float, int]] = [(time.monotonic(), 0)]
+        self._lock = threading.Lock()
+
+    def check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise DownloadCancelled(f"download of {self.name} cancelled; run it again to continue")
+
+    def add(self, n: int) -> None:
+        self.check_cancel()
+        with self._lock:
+            self.done += int(n)
+            now = time.monotonic()
+            self._samples.append((now, self.done))
+            while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW_S:
+                self._samples.pop(0)
+            t0, d0 = self._samples[0]
+            rate = (self.done - d0) / (now - t0) if now - t0 > 0.2 else None
+            eta = (self.total - self.done) / rate if rate else None
+            report = DownloadProgress(self.name, self.filename, self.done, self.total, rate, eta)
+        if self.callback is not None:
+            self.callback(report)
+
+    def tqdm_class(self) -> type:
+        agg = self
+
+        class _Bar(_base_tqdm):
+            """Silent bar that forwards byte counts to the aggregator (and raises on cancel)."""
+
+            def __init__(self, *args, **kwargs):
+                kwargs.pop("name", None)
+                kwargs["disable"] = True
+                super().__init__(*args, **kwargs)
+
+            def update(self, n=1):
+                agg.add(n)
+                return super().update(n)
+
+        return _Bar
+
+
+# ---------------------------------------------------------------------------------------------
+# Error translation: huggingface_hub / httpx exceptions -> one line
+
+
+def _chain(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _endpoint(endpoint: str | None) -> str:
+    from huggingface_hub import constants
+
+    return (endpoint or constants.ENDPOINT).rstrip("/")
+
+
+def _translate(exc: BaseException, name: str, what: str, endpoint: str | None, cache_dir) -> DownloadError:
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    hub = _endpoint(endpoint)
+    for e in _chain(exc):
+        if isinstance(e, DownloadError):
+            return e
+        if isinstance(e, OfflineModeIsEnabled):
+            return DownloadError(f"offline mode (HF_HUB_OFFLINE=1): {name} cannot be downloaded; "
+                                 "only models already in the cache can be used")
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            where = cache_dir or constants.HF_HUB_CACHE
+            return DownloadError(f"disk full while downloading {what}: free some space in {where} "
+                                 "and run the download again (completed files are kept)")
+        if isinstance(e, GatedRepoError):
+            return DownloadError(f"{HUB_REPO} is gated on {hub}: log in (`hf auth login`) or set HF_TOKEN")
+        if isinstance(e, RepositoryNotFoundError):
+            return DownloadError(f"{HUB_REPO} was not found on {hub} (404; private repository or wrong "
+                                 "HF_ENDPOINT?)")
+        if isinstance(e, RevisionNotFoundError):
+            return DownloadError(f"{HUB_REPO} has no such revision on {hub} (404)")
+        if isinstance(e, RemoteEntryNotFoundError):
+            return DownloadError(f"{what} was not found on {hub} (404)")
+        if isinstance(e, HfHubHTTPError) and e.response is not None and e.response.status_code == 404:
+            return DownloadError(f"{what} was not found on {hub} (404)")
+        if isinstance(e, HfHubHTTPError) and e.response is not None and e.response.status_code in (401, 403):
+            return DownloadError(f"{hub} refused access to {what} (HTTP {e.response.status_code}): "
+                                 "log in (`hf auth login`) or set HF_TOKEN")
+        if isinstance(e, HfHubHTTPError) and e.response is not None:
+            return DownloadError(f"{hub} answered HTTP {e.response.status_code} for {what}; try again later")
+        kind = type(e).__name__
+        if kind in ("ConnectError", "ConnectionError", "ConnectTimeout", "ProxyError"):
+            return DownloadError(f"cannot reach the Hugging Face hub at {hub} ({_reason(e)}); "
+                                 "models already downloaded still work")
+        if kind in ("RemoteProtocolError", "ReadError", "ReadTimeout", "TimeoutException",
+                    "ChunkedEncodingError", "IncompleteRead"):
+            return DownloadError(f"the connection to {hub} dropped while downloading {what} "
+                                 f"({_reason(e)}); run the download again to continue")
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return DownloadError(f"{what} arrived incomplete (the connection dropped); run the download again")
+    if isinstance(exc, OSError):
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
+        return DownloadError(f"cannot download {what}: {' '.join(text.split())}")
+    return DownloadError(f"cannot download {what}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+
+
+def _reason(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if "refused" in text.lower() or isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    return text[:120] or type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Download
+
+
+def _expected_files(info, name: str) -> dict[str, Expected]:
+    siblings = {s.rfilename: s for s in (info.siblings or [])}
+    expected = {}
+    for filename in MODEL_FILES:
+        s = siblings.get(f"{name}/{filename}")
+        if s is None:
+            raise DownloadError(f"{name}/{filename} is not in {HUB_REPO} at {info.sha} (404)")
+        if s.lfs is not None:
+            expected[filename] = Expected(int(s.lfs.size), sha256=str(s.lfs.sha256).lower())
+        else:
+            expected[filename] = Expected(s.size, git_sha1=(s.blob_id or None))
+    return expected
+
+
+def _remove_from_cache(path: Path) -> None:
+    """Remove a snapshot entry and the blob it points to (so the next download fetches it again)."""
+    blob = Path(os.path.realpath(path))
+    for p in {path, blob}:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def download_variant(
+    name: str,
+    *,
+    cache_dir: Path | str | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """Download (or complete) a published variant into the HF cache and return its checked folder.
+
+    `endpoint`/`cache_dir`/`token` default to huggingface_hub's own settings (HF_ENDPOINT, HF_HOME,
+    HF_TOKEN, ...). `progress` is called from this thread with a DownloadProgress after every chunk;
+    setting `cancel` stops at the next chunk with DownloadCancelled. Offline (HF_HUB_OFFLINE=1), a
+    complete and intact cached copy is returned; anything else raises DownloadError.
+    """
+    from huggingface_hub import HfApi, constants, hf_hub_download
+
+    v = variant(name)
+    if v is None:
+        raise UnknownModel(f"{name}: no such variant (published variants: {variant_names()})")
+    if constants.is_offline_mode():
+        folder = find_cached(name, cache_dir)
+        if folder is not None and not verify_cached(name, folder):
+            return folder
+        raise DownloadError(f"offline mode (HF_HUB_OFFLINE=1): {name} is not in the cache "
+                            f"{'intact' if folder else ''}".rstrip() + "; only cached models can be used")
+
+    what = f"{HUB_REPO} ({name})"
+    try:
+        info = HfApi(endpoint=endpoint, token=token).model_info(HUB_REPO, files_metadata=True)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        raise _translate(exc, name, what, endpoint, cache_dir) from exc
+    expected = _expected_files(info, name)
+    agg = _Aggregator(name, sum(e.size or 0 for e in expected.values()), progress, cancel)
+
+    folder: Path | None = None
+    for filename, exp in expected.items():
+        agg.check_cancel()
+        agg.filename = filename
+        repo_path = f"{name}/{filename}"
+        # A complete file already cached is kept if it checks out; a bad one is fetched again.
+        cached = find_cached_file(repo_path, cache_dir, revision=info.sha)
+        force = False
+        if cached is not None:
+            if file_problem(cached, exp) is None:
+                agg.add(exp.size or 0)
+                folder = cached.parent
+                continue
+            force = True
+        try:
+            local = hf_hub_download(HUB_REPO, repo_path, revision=info.sha, cache_dir=cache_dir,
+                                    endpoint=endpoint, token=token, force_download=force,
+                                    tqdm_class=agg.tqdm_class())
+        except Exception as exc:  # noqa: BLE001
+            raise _translate(exc, name, repo_path, endpoint, cache_dir) from exc
+        local = Path(local)
+        problem = file_problem(local, exp)
+        if problem is not None:
+            _remove_from_cache(local)
+            raise CorruptModel(f"{repo_path} failed its integrity check after download ({problem}); "
+                               "it was removed: run the download again")
+        folder = local.parent
+    assert folder is not None
+    commit = folder.parent.name
+    write_manifest(commit, name, expected)
+    _point_main_at(folder, cache_dir, commit)
+    found = find_cached(name, cache_dir)
+    if found is None or verify_cached(name, found):
+        raise DownloadError(f"{name} was downloaded to {folder} but is not complete in the cache; "
+                            "run the download again")
+    return found
+
+
+def find_cached_file(repo_path: str, cache_dir: Path | str | None = None,
+                     revision: str | None = None) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(HUB_REPO, repo_path, cache_dir=cache_dir, revision=revision)
+    except Exception:  # noqa: BLE001
+        return None
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _point_main_at(folder: Path, cache_dir, commit: str) -> None:
+    """Make refs/main name the commit just downloaded (hf_hub_download by commit does not)."""
+    refs = folder.parent.parent.parent / "refs"
+    refs.mkdir(parents=True, exist_ok=True)
+    main = refs / "main"
+    try:
+        if main.read_text().strip() == commit:
+            return
+    except OSError:
+        pass
+    tmp = refs / f".main.{os.getpid()}.tmp"
+    tmp.write_text(commit)
+    os.replace(tmp, main)
