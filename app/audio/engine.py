@@ -191,7 +191,6 @@ class Engine:
         self._finish_lock = threading.Lock()
         self._process = psutil.Process()  # the worker (on error) and the caller (stop) may race
         self._actions: collections.deque = collections.deque()  # (session, action) for the worker
-        self._loader: threading.Thread | None = None
         self.monitor = "codec"  # written by the caller, read by the worker at each chunk
         self.stop_reason: str | None = None
 
@@ -222,6 +221,7 @@ class Engine:
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
         io = self._io_factory(config)
+        recorder = None
         try:
             if source is None:
                 source = MicSource(io.input_ring, io.input_rate)
@@ -234,6 +234,8 @@ class Engine:
             io.start()
         except BaseException:
             io.close()
+            if recorder is not None:
+                recorder.close()
             raise
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         self.monitor = config.monitor
@@ -245,16 +247,15 @@ class Engine:
             "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
             "chunk_ms": config.chunk_ms,
             "kv_window": config.kv_window, "source": config.source,
-            "input_rate": getattr(io, "input_rate", None) if config.source == "mic" else None,
+            "input_rate": io.input_rate if config.source == "mic" else None,
             "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
             "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": preroll * 1000 / SAMPLE_RATE_HZ,
             "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
         }
         self.queue.put(EngineEvent("started", f"streaming {config.source} through {Path(str(config.model)).name}"))
-        kv_warning = getattr(codec, "kv_warning", None)
-        if kv_warning:
-            self.queue.put(EngineEvent("warning", kv_warning))
+        if codec.kv_warning:
+            self.queue.put(EngineEvent("warning", codec.kv_warning))
         self._stop.clear()
         if threaded:
             self._thread = threading.Thread(target=self._run, name="mimi-worker", daemon=True)
@@ -364,9 +365,9 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - reported to the user, the engine keeps running
                 self.queue.put(EngineEvent("error", f"{failure}: {exc}"))
 
-        self._loader = threading.Thread(target=run, name="mimi-loader", daemon=True)
-        self._loader.start()
-        return self._loader
+        loader = threading.Thread(target=run, name="mimi-loader", daemon=True)
+        loader.start()
+        return loader
 
     # -- worker side -------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 METRICS_QUEUE_SIZE = 512  # ~40 s of 80 ms chunks: more than any consumer needs to catch up
+STATS_WINDOW_CHUNKS = 4096  # the summary's percentiles cover the last ~5 minutes of 80 ms chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,10 @@ def percentile(values, q: float) -> float:
 class SessionStats:
     """Running summary of a session for the CLI and the status bar (bounded: a reservoir of recent chunks)."""
 
-    window: int = 4096
     chunks: int = 0
     frames: int = 0
-    compute_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
-    latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=4096))
+    compute_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STATS_WINDOW_CHUNKS))
+    latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STATS_WINDOW_CHUNKS))
     last: FrameMetrics | None = None
 
     def add(self, m: FrameMetrics) -> None:
