@@ -646,14 +646,14 @@ def _user_error_message(exc: BaseException) -> str | None:
     """One-line message for a user error, or None if exc is a bug that keeps its traceback."""
     from app.audio.files import AudioFileError
 
-    # The codec modules are loaded iff the codec could have raised; no import here.
+    # Each module is loaded iff it could have raised; no import here.
     known = (("app.codec.errors", "CodecError"), ("app.audio.engine", "EngineError"),
              ("app.audio.devices", "DeviceError"), ("app.audio.recorder", "RecordingError"),
              ("app.models.errors", "ModelError"))
-    codec_errors = tuple(
+    user_errors = tuple(
         cls for cls in (getattr(sys.modules.get(m), name, None) for m, name in known) if isinstance(cls, type)
     )
-    if isinstance(exc, (UserError, AudioFileError, *codec_errors)):
+    if isinstance(exc, (UserError, AudioFileError, *user_errors)):
         text = str(exc)
     elif isinstance(exc, OSError):
         if exc.filename is not None and exc.strerror:

@@ -4,6 +4,7 @@ The audio numbers are fixed by the Mimi model and the published streaming ONNX c
 (see shared/MIMI_CONTRACT.md): 24 kHz mono float32, one code frame per 1920 samples.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,18 @@ FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_SIZE  # 12.5 code frames per second
 FRAME_MS = 1000 * FRAME_SIZE // SAMPLE_RATE_HZ  # 80
 
 assert FRAME_RATE_HZ == 12.5
+
+DATA_DIR_ENV = "MIMI_LIVE_DATA_DIR"  # overrides the data folder (tests, portable installs)
+
+
+def data_dir() -> Path:
+    """The app's own data folder: edited decoders, model manifests (not the Hugging Face cache)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    import platformdirs  # only when asked: importing config stays free of side effects and cheap
+
+    return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
 
 
 def bundle_root() -> Path:

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import platformdirs
 from onnx import numpy_helper
 
-from ..config import APP_AUTHOR, APP_ID
+from ..config import DATA_DIR_ENV, data_dir
 from .errors import ModelError, one_line
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 CODES_INPUT = "audio_codes"
-DATA_DIR_ENV = "MIMI_LIVE_DATA_DIR"
 # Bump when the edit changes, so stale cached decoders are not reused.
 _EDIT_VERSION = 1
 # Ops whose outputs depend on the shape of the codes, not on their values.
@@ -64,14 +62,6 @@ class CodebookTable:
     cast: str | None  # output of the Cast between table and Gather, if any
     row_axis: int = 0  # 1 when `tensor` stacks several tables as [groups, rows, dim]
     via: tuple[str, ...] = ()  # intermediate values between `tensor` and the lookup (select, casts)
-
-
-def data_dir() -> Path:
-    """The app's data folder (``MIMI_LIVE_DATA_DIR`` overrides the platform default)."""
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
 
 
 def _constant_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.config import data_dir
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 HUB_REPO = "BMekiker/mimi-onnx-streaming"
@@ -57,30 +58,34 @@ def is_model_folder(folder: Path | str) -> bool:
     return all((folder / name).is_file() for name in MODEL_FILES)
 
 
+def find_cached_file(repo_path: str, cache_dir: Path | str | None = None, revision: str | None = None) -> Path | None:
+    """The cached copy of one file of the hub repository, or None (never touches the network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(HUB_REPO, repo_path, cache_dir=cache_dir, revision=revision)
+    except Exception:  # noqa: BLE001 - a broken cache is "not cached", never a crash
+        return None
+    # None (unknown) or the "known not to exist" sentinel are not files.
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
 def find_cached(name: str | Variant, cache_dir: Path | str | None = None) -> Path | None:
     """The local folder of a published variant if all three files are in the HF cache, else None.
 
     Never touches the network. All three files must resolve into one snapshot folder.
     """
-    from huggingface_hub import try_to_load_from_cache
-
     name = name.name if isinstance(name, Variant) else str(name)
-    folders = set()
-    for filename in MODEL_FILES:
-        try:
-            found = try_to_load_from_cache(HUB_REPO, f"{name}/{filename}", cache_dir=cache_dir)
-        except Exception:  # noqa: BLE001 - a broken cache is "not cached", never a crash
-            return None
-        if not isinstance(found, str) or not Path(found).is_file():
-            return None  # None (unknown) or the "known not to exist" sentinel
-        folders.add(Path(found).parent)
+    files = [find_cached_file(f"{name}/{filename}", cache_dir) for filename in MODEL_FILES]
+    if any(f is None for f in files):
+        return None
+    folders = {f.parent for f in files}
     return folders.pop() if len(folders) == 1 else None
 
 
 # ---------------------------------------------------------------------------------------------
 # Integrity
 
-DATA_DIR_ENV = "MIMI_LIVE_DATA_DIR"  # same override as app.codec.codebooks.data_dir
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 HASH_CHUNK = 1 << 20
@@ -98,19 +103,8 @@ class Expected:
         return {"size": self.size, "sha256": self.sha256, "git_sha1": self.git_sha1}
 
 
-def _data_dir() -> Path:
-    override = os.environ.get(DATA_DIR_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    from app.config import APP_AUTHOR, APP_ID
-
-    return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
-
-
 def manifest_path(commit: str, name: str) -> Path:
-    return _data_dir() / "models" / "manifests" / commit / f"{name}.json"
+    return data_dir() / "models" / "manifests" / commit / f"{name}.json"
 
 
 def write_manifest(commit: str, name: str, expected: dict[str, Expected]) -> None:
