@@ -31,6 +31,7 @@ from app.models.catalogue import (
     Expected,
     file_problem,
     find_cached,
+    find_cached_file,
     variant,
     variant_names,
     verify_cached,
@@ -317,22 +318,12 @@ def download_variant(
     commit = folder.parent.name
     write_manifest(commit, name, expected)
     _point_main_at(folder, cache_dir, commit)
+    # Every file was checked above; what is left to confirm is that the cache resolves to them.
     found = find_cached(name, cache_dir)
-    if found is None or verify_cached(name, found):
+    if found != folder:
         raise DownloadError(f"{name} was downloaded to {folder} but is not complete in the cache; "
                             "run the download again")
     return found
-
-
-def find_cached_file(repo_path: str, cache_dir: Path | str | None = None,
-                     revision: str | None = None) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        found = try_to_load_from_cache(HUB_REPO, repo_path, cache_dir=cache_dir, revision=revision)
-    except Exception:  # noqa: BLE001
-        return None
-    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
 def _point_main_at(folder: Path, cache_dir, commit: str) -> None:

@@ -422,6 +422,9 @@ class MainWindow(QMainWindow):
                                        f"({'; '.join(f'{k}: {v}' for k, v in problems.items())}); not loaded: "
                                        f"run `mimi-live download {cached.name}` to download it again")
             return
+        self._load(model)
+
+    def _load(self, model: Path) -> None:
         self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
                                kv_window=self.controls.kv_window())
 
@@ -448,7 +451,7 @@ class MainWindow(QMainWindow):
         if self.controls.model_combo.findData(str(folder)) < 0:  # a cache the variant list does not read
             self.add_model_folder(Path(folder))
         else:
-            self._load_selected()
+            self._load(Path(folder))  # download_variant has just checked every file: no second hashing
 
     def _on_model_chosen(self) -> None:
         data = str(self.controls.model_combo.currentData() or "")
