@@ -14,6 +14,7 @@ from app.audio.engine import FADE_SAMPLES, Engine, EngineConfig, EngineError
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.audio.streams import FakeIO
 from app.codec import StreamingCodec
+from app.codec.kvwindow import DEFAULT_KV_SLACK
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 from conftest import model_dir
 
@@ -223,7 +224,11 @@ def test_kv_window_keeps_the_cache_bounded() -> None:
     engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=125), threaded=False)
     drive(engine, ios[0], noise(8.0), ticks=400)
     metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
-    assert max(m.kv_encoder for m in metrics) == 125 and metrics[-1].kv_decoder == 125
+    full = next(i for i, m in enumerate(metrics) if m.kv_encoder >= 125)
+    late = metrics[full:]
+    assert len(late) > 3 * DEFAULT_KV_SLACK // 2  # several cuts
+    for lengths in ([m.kv_encoder for m in late], [m.kv_decoder for m in late]):
+        assert min(lengths) == 125 and max(lengths) == 125 + DEFAULT_KV_SLACK  # cut back, never runs away
     engine.stop()
 
 
@@ -295,7 +300,7 @@ def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
     kinds = {e.kind: e.message for e in events(engine)}
     input_path, output_path = kinds["recording"].split("\n")
     assert sf.info(input_path).frames == sf.info(output_path).frames > 0
-    assert engine.codec.kv_length == (6, 6)
+    assert all(6 <= length <= 6 + DEFAULT_KV_SLACK for length in engine.codec.kv_length)  # was 2 s = 50 tokens
     engine.set_recording(None)
     drive(engine, ios[0], noise(0.2), ticks=10)
     assert [e.message for e in events(engine) if e.kind == "recording"] == [""]

@@ -82,11 +82,14 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, visible: np.ndarray) 
     return (weights / weights.sum(axis=-1, keepdims=True)) @ v
 
 
-def run_windowed_stream(layout: PositionLayout, steps: int = 40, window: int = 6, tokens: int = 2) -> float:
+def run_windowed_stream(
+    layout: PositionLayout, steps: int = 40, window: int = 6, tokens: int = 2, slack: int = 0
+) -> float:
     """Worst gap between the graph-style trimmed cache and the absolute-position reference."""
     rng = np.random.default_rng(7)
     heads, dim = 2, 8
-    kv = KVWindow(window, layout, dim)
+    kv = KVWindow(window, layout, dim, slack=slack)
+    oldest = 0  # reference: absolute index of the oldest token the cache still holds
     past_k = np.zeros((1, heads, 0, dim), np.float32)
     past_v = np.zeros((1, heads, 0, dim), np.float32)
     raw_k, raw_v = [], []  # reference: everything, un-rotated, in absolute order
@@ -104,16 +107,19 @@ def run_windowed_stream(layout: PositionLayout, steps: int = 40, window: int = 6
         visible = np.arange(past_len + tokens)[None, :] <= local[:, None]
         got = attention(rotate_half(q, local), keys[0], values[0], visible)
         past_k, past_v = kv.trim([keys, values])
-        assert past_k.shape[2] == min(window, (step + 1) * tokens)
 
-        # Reference: absolute positions, whole history, sliding-window mask.
+        # Reference: absolute positions, whole history, a mask from the oldest kept token on.
         start = step * tokens
         absolute = start + np.arange(tokens)
+        visible_from = oldest
+        if start + tokens - oldest > window + slack:
+            oldest = start + tokens - window
+        assert past_k.shape[2] == start + tokens - oldest
         raw_k.append(k.astype(np.float64))
         raw_v.append(v.astype(np.float64))
         all_k, all_v = np.concatenate(raw_k, axis=1), np.concatenate(raw_v, axis=1)
         index = np.arange(all_k.shape[1])
-        visible = (index[None, :] <= absolute[:, None]) & (index[None, :] >= start - window)
+        visible = (index[None, :] <= absolute[:, None]) & (index[None, :] >= visible_from)
         expected = attention(
             rotate_half(q.astype(np.float64), absolute), rotate_half(all_k, index), all_v, visible
         )
@@ -121,8 +127,9 @@ def run_windowed_stream(layout: PositionLayout, steps: int = 40, window: int = 6
     return worst
 
 
-def test_rebased_window_equals_absolute_position_sliding_window() -> None:
-    assert run_windowed_stream(PositionLayout.DYNAMIC) < 1e-5  # the window slides 37 times
+@pytest.mark.parametrize("slack", [0, 4, 5])
+def test_rebased_window_equals_absolute_position_sliding_window(slack: int) -> None:
+    assert run_windowed_stream(PositionLayout.DYNAMIC, slack=slack) < 1e-5  # the window slides many times
     # The check has teeth: cutting without the rotation is wrong as soon as the window slides.
     assert run_windowed_stream(PositionLayout.FROZEN) > 1e-2
 
@@ -141,6 +148,8 @@ def test_trim_keeps_newest_rotates_only_keys(rng: np.random.Generator) -> None:
     for before, after in zip(kv, frozen):
         np.testing.assert_array_equal(after, before[:, :, 4:])
     assert KVWindow(9, PositionLayout.DYNAMIC, 8).trim(kv) is kv  # short enough: untouched
+    assert KVWindow(5, PositionLayout.DYNAMIC, 8, slack=4).trim(kv) is kv  # within the slack: untouched
+    assert KVWindow(5, PositionLayout.DYNAMIC, 8, slack=3).trim(kv)[0].shape[2] == 5  # past it: cut to 5
     growing = KVWindow(None, PositionLayout.DYNAMIC, 8)
     unknown = KVWindow(5, PositionLayout.UNKNOWN, 8, model_name="decoder_model.onnx")
     assert growing.trim(kv) is kv and unknown.trim(kv) is kv
@@ -218,14 +227,14 @@ def test_probe_outcomes(file: str, edited_model) -> None:
 
 def test_codec_reports_layouts(edited_model, rng: np.random.Generator) -> None:
     assert StreamingCodec(model_dir("tiny-8cb")).position_layouts == (PositionLayout.DYNAMIC,) * 2
-    frozen = StreamingCodec(edited_model("zero"), kv_window=6)
+    frozen = StreamingCodec(edited_model("zero"), kv_window=6, kv_slack=0)
     assert frozen.position_layouts == (PositionLayout.FROZEN,) * 2 and frozen.kv_warning is None
     frozen.decode(frozen.encode(signal(rng, 5)))
     assert frozen.kv_length == (6, 6)  # FROZEN still trims (without rotation)
 
 
 def test_unknown_layout_falls_back_to_growing_with_a_warning(edited_model, rng: np.random.Generator) -> None:
-    codec = StreamingCodec(edited_model("double", ("decoder_model.onnx",)), kv_window=6)
+    codec = StreamingCodec(edited_model("double", ("decoder_model.onnx",)), kv_window=6, kv_slack=0)
     assert codec.position_layouts == (PositionLayout.DYNAMIC, PositionLayout.UNKNOWN)
     assert codec.kv_warning == (
         "KV window disabled: the probe found an unknown position layout in decoder_model.onnx; "
@@ -242,14 +251,19 @@ def test_unknown_layout_falls_back_to_growing_with_a_warning(edited_model, rng: 
 
 
 def test_window_plateaus_and_none_grows(rng: np.random.Generator) -> None:
-    windowed, growing = StreamingCodec(model_dir("tiny-8cb"), kv_window=6), StreamingCodec(model_dir("tiny-8cb"), kv_window=None)
+    windowed = StreamingCodec(model_dir("tiny-8cb"), kv_window=6, kv_slack=0)
+    slack = StreamingCodec(model_dir("tiny-8cb"), kv_window=6, kv_slack=4)
+    growing = StreamingCodec(model_dir("tiny-8cb"), kv_window=None)
     assert (windowed.kv_window, growing.kv_window) == (6, None)
     pcm = signal(rng, 12)
+    sawtooth = [2, 4, 6, 8, 10, 6, 8, 10, 6, 8, 10, 6]  # runs 4 past the window, then cut back to it
     for frame in range(12):
         chunk = pcm[frame * FRAME_SIZE : (frame + 1) * FRAME_SIZE]
         audio = windowed.decode(windowed.encode(chunk))
         assert np.isfinite(audio).all()
         assert windowed.kv_length == (min(6, 2 * frame + 2),) * 2
+        slack.decode(slack.encode(chunk))
+        assert slack.kv_length == (sawtooth[frame],) * 2
         growing.decode(growing.encode(chunk))
         assert growing.kv_length == (2 * frame + 2,) * 2
     windowed.decode(windowed.encode(pcm[: 4 * FRAME_SIZE]))  # 8 new tokens in one call
@@ -276,7 +290,7 @@ def test_window_changes_long_streams(rng: np.random.Generator) -> None:
     got = [StreamingCodec(model_dir("tiny-8cb"), kv_window=w).decode(codes) for w in (None, 6)]
     # One 30-frame call: the window cuts only after it, so the output is the same...
     np.testing.assert_array_equal(got[0], got[1])
-    a, b = (StreamingCodec(model_dir("tiny-8cb"), kv_window=w) for w in (None, 6))
+    a, b = (StreamingCodec(model_dir("tiny-8cb"), kv_window=w, kv_slack=0) for w in (None, 6))
     late_a = [a.decode(codes[:, i : i + 1]) for i in range(30)][-1]
     late_b = [b.decode(codes[:, i : i + 1]) for i in range(30)][-1]
     assert relative(late_b, late_a) > 1e-4  # ...but frame by frame, late frames see less history
@@ -297,7 +311,7 @@ def test_probe_leaves_the_state_alone(rng: np.random.Generator) -> None:
 
 
 def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
-    codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=None)
+    codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=None, kv_slack=0)
     pcm = signal(rng, 12)
     codes = codec.encode(pcm[: 10 * FRAME_SIZE])
     codec.decode(codes)
@@ -314,6 +328,9 @@ def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
             codec.set_kv_window(bad)
         with pytest.raises(InputError, match="kv_window"):
             StreamingCodec(model_dir("tiny-8cb"), kv_window=bad)
+    for bad in (-1, True, 2.5):
+        with pytest.raises(InputError, match="kv_slack"):
+            StreamingCodec(model_dir("tiny-8cb"), kv_slack=bad)
 
 
 # -- exactness against the exporter's torch step with a sliding-window mask --------------------
@@ -357,7 +374,7 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     windowed = np.concatenate([o[0, 0] for o in windowed])
 
     def codec_decode(kv_window):
-        codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=kv_window)
+        codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=kv_window, kv_slack=0)  # an exact sliding window
         return codec, np.concatenate([codec.decode(c[0]) for c in frame_codes])
 
     # The builder reproduces the fixture's weights (else the comparison below means nothing)...
@@ -377,7 +394,7 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     pcm = signal(np.random.default_rng(5), frames)
     chunks = [pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE].reshape(1, 1, -1) for i in range(frames)]
     expected, reference_kv = torch_stream(encoder, chunks)
-    codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=window)
+    codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=window, kv_slack=0)
     got = np.concatenate([codec.encode(c[0, 0]) for c in chunks], axis=1)
     assert (got == np.concatenate(expected, axis=2)[0]).mean() > 0.99
     _assert_cache_is_rebased_reference([codec._enc_state.values[n] for n in codec._enc_state.kv_names], reference_kv, window)

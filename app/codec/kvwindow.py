@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_KV_WINDOW",
+    "DEFAULT_KV_SLACK",
     "KV_WINDOW_CHOICES",
     "PositionLayout",
     "rotate_half",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s at 25 Hz
+# Tokens a cache may run past its window before it is cut back: one cut (and key rotation, ~2 ms
+# for a full-size direction) every 8 frames instead of every frame.
+DEFAULT_KV_SLACK = 16
 KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, 250, 500)  # None = grow (as published)
 ROPE_THETA = 10000.0
 
@@ -161,17 +165,24 @@ def probe_positions(
 
 
 class KVWindow:
-    """Keeps a streaming KV cache to its newest `window` tokens (None = let it grow)."""
+    """Keeps a streaming KV cache to its newest `window` tokens (None = let it grow).
+
+    The cache may run `slack` tokens past the window before it is cut back to `window`, so the
+    cut and its key rotation happen once every slack/2 frames rather than on every call.
+    """
 
     def __init__(
         self, window: int | None, layout: PositionLayout, head_dim: int, theta: float = ROPE_THETA,
-        model_name: str = "the model",
+        model_name: str = "the model", slack: int = 0,
     ) -> None:
         if window is not None and (not isinstance(window, (int, np.integer)) or isinstance(window, bool) or window < 1):
             raise ValueError(f"KV window must be a positive number of tokens or None, got {window!r}")
         if not isinstance(layout, PositionLayout):
             raise TypeError(f"layout must be a PositionLayout, got {layout!r}")
+        if not isinstance(slack, (int, np.integer)) or isinstance(slack, bool) or slack < 0:
+            raise ValueError(f"KV slack must be a non-negative number of tokens, got {slack!r}")
         self.window = None if window is None else int(window)
+        self.slack = int(slack)
         self.layout = layout
         self.head_dim = int(head_dim)
         self.theta = float(theta)
@@ -183,6 +194,12 @@ class KVWindow:
         if self.window is None or self.layout is PositionLayout.UNKNOWN:
             return None
         return self.window
+
+    @property
+    def limit(self) -> int | None:
+        """The longest cache kept before a cut (window + slack), or None when the cache grows."""
+        window = self.effective
+        return None if window is None else window + self.slack
 
     @property
     def warning(self) -> str | None:
@@ -197,16 +214,18 @@ class KVWindow:
     def trim(self, kv: list[np.ndarray]) -> list[np.ndarray]:
         """Newest `window` entries of present_key_i/present_value_i ``[B, H, L, D]`` (keys at even indices).
 
+        Only cuts once the cache is longer than window + slack.
+
         DYNAMIC: kept keys are rotated back by the number of dropped entries, so
         the next call, which positions its tokens at the cache length, sees the
         same relative positions as with the whole cache. FROZEN: cut only.
         Unchanged when growing or already short enough.
         """
-        window = self.effective
-        if window is None or not kv:
+        window, limit = self.effective, self.limit
+        if window is None or limit is None or not kv:
             return kv
         length = kv[0].shape[2]
-        if length <= window:
+        if length <= limit:
             return kv
         dropped = length - window
         rotate = self.layout is PositionLayout.DYNAMIC

@@ -5,9 +5,10 @@ can be fed in chunks of any whole number of 80 ms frames and gives the same
 result as feeding it at once. Not thread-safe: call it from one worker thread.
 
 The transformer KV caches are kept to the newest ``kv_window`` tokens (default
-250, Mimi's trained context) so cost stays flat over hours; the graphs' position
-layout is probed at load and the window turns itself off (with ``kv_warning``)
-if the layout is not the one the re-basing relies on. See ``kvwindow``.
+250, Mimi's trained context; cut back once they run ``kv_slack`` past it) so
+cost stays flat over hours; the graphs' position layout is probed at load and
+the window turns itself off (with ``kv_warning``) if the layout is not the one
+the re-basing relies on. See ``kvwindow``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, load_contract, model_files
 from .errors import InputError, ModelError, one_line
-from .kvwindow import DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
+from .kvwindow import DEFAULT_KV_SLACK, DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
 
 __all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
 
@@ -59,7 +60,7 @@ class _StreamState:
 
     def fit(self, window: KVWindow) -> None:
         """Trim the stored past now if it is longer than the window (after set_kv_window)."""
-        limit = window.effective
+        limit = window.limit
         if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
             kv = window.trim([self.values[name] for name in self.kv_names])
             self.values.update(zip(self.kv_names, kv))
@@ -121,9 +122,12 @@ class StreamingCodec:
 
     def __init__(
         self, folder: Path | str, codebooks: int | None = None, threads: int | None = None,
-        kv_window: int | None = DEFAULT_KV_WINDOW,
+        kv_window: int | None = DEFAULT_KV_WINDOW, kv_slack: int = DEFAULT_KV_SLACK,
     ) -> None:
         kv_window = _check_window(kv_window)
+        if not isinstance(kv_slack, int) or isinstance(kv_slack, bool) or kv_slack < 0:
+            raise InputError(f"kv_slack must be a non-negative number of tokens, got {kv_slack!r}")
+        self._kv_slack = kv_slack
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         folder = Path(folder)
@@ -173,7 +177,7 @@ class StreamingCodec:
             layout = probe_positions(
                 session, first, value, state.conv_feeds(), list(state.kv_names), c.kv_heads, c.kv_head_dim
             )
-            windows.append(KVWindow(window, layout, c.kv_head_dim, model_name=path.name))
+            windows.append(KVWindow(window, layout, c.kv_head_dim, model_name=path.name, slack=self._kv_slack))
         return windows[0], windows[1]
 
     # -- configuration -------------------------------------------------
