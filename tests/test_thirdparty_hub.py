@@ -41,17 +41,6 @@ FILES = ("encoder_model.onnx", "decoder_model.onnx", "state_spec.txt")
 
 needs_qt = pytest.mark.skipif(test_gui is None, reason="pytest-qt is not installed")
 
-# The app cannot download from olah yet: each test marked with this fails today, for these two
-# reasons only (both checked by hand against olah 0.5.4). Strict: once the app is fixed they pass,
-# pytest reports XPASS(strict) as a failure, and this marker is to be removed.
-APP_CANNOT_DOWNLOAD_FROM_OLAH = pytest.mark.xfail(strict=True, reason=(
-    "app.models.download.download_variant calls model_info() without a revision (olah, offline, only "
-    "answers /api/models/{repo}/revision/{rev}: 401 RepoNotFound) and takes the checksums only from "
-    "model_info's ?blobs=true siblings (olah lists rfilename only, so every file is refused as having "
-    "'no hub checksum'); olah serves size, sha256 and git sha1 by paths-info/tree and by the resolve "
-    "HEAD's ETag"))
-
-
 def required() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -162,7 +151,6 @@ def test_huggingface_hub_fetches_from_olah_through_a_drop_and_the_app_checks_tha
 # mimi-live download, in a subprocess (HF_ENDPOINT and HF_HOME are read at import)
 
 
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_cli_download_fetches_verifies_and_the_model_runs(hub, proxy, cli_env, tmp_path):
     import soundfile as sf
 
@@ -182,7 +170,6 @@ def test_cli_download_fetches_verifies_and_the_model_runs(hub, proxy, cli_env, t
     assert rate == 24_000 and len(decoded) == len(t) and np.abs(decoded).max() > 0
 
 
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_cli_download_survives_a_dropped_connection(hub, proxy, cli_env, tmp_path):
     proxy.drop_once.add(ENCODER)
     r = run_app(cli_env, "download", V, "--json")
@@ -192,7 +179,6 @@ def test_cli_download_survives_a_dropped_connection(hub, proxy, cli_env, tmp_pat
     assert not leftovers(tmp_path / "hf")
 
 
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_cli_download_refuses_a_file_altered_in_transit_and_a_rerun_repairs_it(hub, proxy, cli_env, tmp_path):
     from app.models import resolve_model
 
@@ -209,11 +195,12 @@ def test_cli_download_refuses_a_file_altered_in_transit_and_a_rerun_repairs_it(h
     before = len(proxy.file_gets())
     r = run_app(cli_env, "download", V, "--json")
     assert r.returncode == 0, r.stderr
-    assert [g[1].rsplit("/", 1)[1] for g in proxy.file_gets()[before:]] == ["decoder_model.onnx"]
+    # The encoder was complete and is kept; the refused decoder and the file after it are fetched.
+    assert sorted(g[1].rsplit("/", 1)[1] for g in proxy.file_gets()[before:]) == ["decoder_model.onnx",
+                                                                                  "state_spec.txt"]
     assert resolve_model(V, cache_dir=cache) == snapshot(cache, hub)
 
 
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_cli_refuses_a_file_tampered_in_the_cache_and_download_repairs_it(hub, proxy, cli_env, tmp_path):
     from app.models import resolve_model
 
@@ -257,7 +244,6 @@ def gui_download_fn(proxy: FaultProxy, cache: Path, reports: list):
 
 
 @needs_qt
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_gui_download_survives_a_drop_verifies_and_loads_the_model(qtbot, settings, hub, proxy, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
@@ -280,7 +266,6 @@ def test_gui_download_survives_a_drop_verifies_and_loads_the_model(qtbot, settin
 
 
 @needs_qt
-@APP_CANNOT_DOWNLOAD_FROM_OLAH
 def test_gui_download_refuses_a_file_altered_in_transit(qtbot, settings, hub, proxy, tmp_path):
     proxy.corrupt.add(DECODER)
     window = test_gui.open_window(qtbot, settings, test_gui.FakeAudio())

@@ -116,11 +116,13 @@ class _Aggregator:
         with self._lock:
             self.done += int(n)
             now = time.monotonic()
+            if n < 0:  # a server that ignores Range: the file starts over, and so does the rate
+                self._samples.clear()
             self._samples.append((now, self.done))
             while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW_S:
                 self._samples.pop(0)
             t0, d0 = self._samples[0]
-            rate = (self.done - d0) / (now - t0) if now - t0 > 0.2 else None
+            rate = (self.done - d0) / (now - t0) if now - t0 > 0.2 and self.done > d0 else None
             eta = (self.total - self.done) / rate if rate else None
             report = DownloadProgress(self.name, self.filename, self.done, self.total, rate, eta)
         if self.callback is not None:
@@ -227,13 +229,26 @@ def _reason(e: BaseException) -> str:
 # Download
 
 
-def _expected_files(info, name: str) -> dict[str, Expected]:
-    siblings = {s.rfilename: s for s in (info.siblings or [])}
+def _file_entries(api, info, name: str) -> dict:
+    """Repository path -> metadata entry (`.size`, `.blob_id`, `.lfs`) for the variant's files.
+
+    The hub puts them in `model_info`'s siblings; mirrors that list bare file names there are
+    asked for them with `paths-info`, which the hub client offers as `get_paths_info`.
+    """
+    entries = {s.rfilename: s for s in (info.siblings or [])}
+    wanted = [f"{name}/{filename}" for filename in MODEL_FILES]
+    if any(p in entries and entries[p].lfs is None and not entries[p].blob_id for p in wanted):
+        found = api.get_paths_info(HUB_REPO, wanted, revision=info.sha)
+        entries.update({f.path: f for f in found if hasattr(f, "blob_id")})  # files, not folders
+    return entries
+
+
+def _expected_files(entries: dict, name: str, commit: str) -> dict[str, Expected]:
     expected = {}
     for filename in MODEL_FILES:
-        s = siblings.get(f"{name}/{filename}")
+        s = entries.get(f"{name}/{filename}")
         if s is None:
-            raise DownloadError(f"{name}/{filename} is not in {HUB_REPO} at {info.sha} (404)")
+            raise DownloadError(f"{name}/{filename} is not in {HUB_REPO} at {commit} (404)")
         if s.lfs is not None:
             expected[filename] = Expected(int(s.lfs.size), sha256=str(s.lfs.sha256).lower())
         else:
@@ -281,10 +296,12 @@ def download_variant(
 
     what = f"{HUB_REPO} ({name})"
     try:
-        info = HfApi(endpoint=endpoint, token=token).model_info(HUB_REPO, files_metadata=True)
+        api = HfApi(endpoint=endpoint, token=token)
+        info = api.model_info(HUB_REPO, revision="main", files_metadata=True)
+        entries = _file_entries(api, info, name)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         raise _translate(exc, name, what, endpoint, cache_dir) from exc
-    expected = _expected_files(info, name)
+    expected = _expected_files(entries, name, info.sha)
     agg = _Aggregator(name, sum(e.size or 0 for e in expected.values()), progress, cancel)
 
     folder: Path | None = None
