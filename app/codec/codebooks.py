@@ -15,9 +15,6 @@ The edited decoder is written once per source file under
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..config import DATA_DIR_ENV, data_dir
+from .derived import derived_dir, save_atomically
 from .errors import ModelError, one_line
 
 __all__ = [
@@ -198,12 +196,6 @@ def add_zero_rows(model: onnx.ModelProto, tables: tuple[CodebookTable, ...]) -> 
     _drop_stale_shapes(graph, tables)
 
 
-def _cache_key(decoder_path: Path) -> str:
-    stat = decoder_path.stat()
-    text = f"v{_EDIT_VERSION}|{decoder_path}|{stat.st_size}|{stat.st_mtime_ns}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
 def _codebook_count(model: onnx.ModelProto, decoder_path: Path) -> int:
     for info in model.graph.input:
         if info.name == CODES_INPUT:
@@ -227,8 +219,7 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     decoder_path = Path(decoder_path).resolve()
     if not decoder_path.is_file():
         raise ModelError(f"{decoder_path}: decoder file not found")
-    root = Path(cache_dir) if cache_dir is not None else data_dir() / "decoders"
-    target = root / _cache_key(decoder_path) / "decoder_model.onnx"
+    target = derived_dir("decoders", [decoder_path], _EDIT_VERSION, cache_dir) / "decoder_model.onnx"
     if target.is_file():
         return target
 
@@ -239,15 +230,5 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     tables = find_codebook_tables(model, _codebook_count(model, decoder_path), decoder_path.name)
     add_zero_rows(model, tables)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so a crash never leaves a half file
-    # where the next start would find it.
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".decoder_model.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    save_atomically(model, target)
     return target

@@ -25,6 +25,7 @@ from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, load_contract, model_files
 from .errors import InputError, ModelError, one_line
+from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
 
 __all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
@@ -122,7 +123,7 @@ class StreamingCodec:
 
     def __init__(
         self, folder: Path | str, codebooks: int | None = None, threads: int | None = None,
-        kv_window: int | None = DEFAULT_KV_WINDOW, kv_slack: int = DEFAULT_KV_SLACK,
+        kv_window: int | None = DEFAULT_KV_WINDOW, kv_slack: int = DEFAULT_KV_SLACK, optimize: bool = True,
     ) -> None:
         kv_window = _check_window(kv_window)
         if not isinstance(kv_slack, int) or isinstance(kv_slack, bool) or kv_slack < 0:
@@ -131,7 +132,13 @@ class StreamingCodec:
         if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         folder = Path(folder)
-        encoder_path, decoder_path, _ = model_files(folder)
+        sources = model_files(folder)[:2]
+        encoder_path, decoder_path = sources
+        if optimize:  # the same graphs with the big strided convs as MatMuls (see graphopt)
+            encoder_path, decoder_path = optimized_model_path(encoder_path), optimized_model_path(decoder_path)
+        # Which of (encoder, decoder) run the rewritten graph.
+        self.rewritten: tuple[bool, bool] = (encoder_path != sources[0].resolve(), decoder_path != sources[1].resolve())
+        self._decoder_path = decoder_path
         self._options = _session_options(threads)
         self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
         full_decoder = _open_session(decoder_path, self._options, "re-download the model folder")
@@ -233,7 +240,7 @@ class StreamingCodec:
         edited = codebooks < self.max_codebooks
         if edited not in self._decoders:
             if edited:
-                path = decoder_with_zero_rows(self.contract.decoder_path)
+                path = decoder_with_zero_rows(self._decoder_path)
                 remedy = f"delete {path.parent} to rebuild it"
             else:
                 path, remedy = self.contract.decoder_path, "re-download the model folder"

@@ -1,0 +1,43 @@
+"""Model files the app derives from a user's model (edited or quantized graphs), cached on disk.
+
+Each derived file lives under ``<data dir>/<kind>/<key>/``; the key changes with the
+source file's path, size and mtime and with the edit's version, so a changed source or
+a changed edit never reuses a stale file. Files are written beside their target and
+renamed into place, so a crash never leaves half a file where the next start looks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from ..config import data_dir
+
+__all__ = ["derived_dir", "save_atomically"]
+
+
+def derived_dir(kind: str, sources: list[Path], version: int | str, cache_dir: Path | None = None) -> Path:
+    """The folder for files of `kind` derived from `sources` by edit `version` (not created)."""
+    parts = [f"{kind}|v{version}"]
+    for source in sources:
+        stat = source.stat()
+        parts.append(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:20]
+    return (Path(cache_dir) if cache_dir is not None else data_dir() / kind) / key
+
+
+def save_atomically(model: onnx.ModelProto, target: Path) -> None:
+    """Write `model` to `target` via a temporary file in the same folder and a rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save_model(model, tmp_name)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
