@@ -8,6 +8,7 @@ plots, banners, settings. Sources are the tone or a file (no microphone needed).
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from app.audio.engine import Engine  # noqa: E402
 from app.audio.metrics import FrameMetrics  # noqa: E402
 from app.audio.streams import FakeIO  # noqa: E402
 from app.config import SAMPLE_RATE_HZ  # noqa: E402
-from app.ui import main_window as main_window_module  # noqa: E402
+from app.ui import engine_bridge as engine_bridge_module  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 from app.ui.plots import HistoryRing, usage_entropy_bits  # noqa: E402
 from conftest import model_dir  # noqa: E402
@@ -33,9 +34,20 @@ WAIT_MS = 15_000
 
 
 @pytest.fixture(autouse=True)
-def _no_hub_cache(monkeypatch):
-    # The published variants count as "not downloaded" whatever this machine's HF cache holds.
-    monkeypatch.setattr(main_window_module, "find_cached", lambda variant: None)
+def _no_hub_cache(tmp_path, monkeypatch) -> Path:
+    """An empty default HF cache: the published variants count as "not downloaded" whatever this
+    machine's cache holds, unless a test puts them there (hub_cache, put_in_cache)."""
+    from huggingface_hub import constants
+
+    path = tmp_path / "hf-default" / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(path))
+    return path
+
+
+@pytest.fixture
+def hub_cache(_no_hub_cache) -> Path:
+    """The (empty) HF cache the window reads its published variants from."""
+    return _no_hub_cache
 
 
 _FAKES: list[FakeAudio] = []
@@ -209,6 +221,169 @@ def test_bad_model_folders_show_a_message_and_the_app_stays_usable(qtbot, settin
     assert window.bridge.codec_model == model_dir("tiny-8cb").resolve()
     assert window.selected_model() == model_dir("tiny-8cb").resolve()
     start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+# -- published variants from the HF cache: checked against the hub, off the GUI thread -----------
+
+
+def put_in_cache(cache: Path, *names: str) -> dict[str, Path]:
+    """Downloads published variants (the tiny fixtures, from a fake hub) into the default HF cache."""
+    from fakehub import FakeHub
+
+    from app.models.download import download_variant
+
+    model_dir("tiny-8cb")  # skips if the fixture models are missing
+    with FakeHub() as hub:
+        return {name: download_variant(name, cache_dir=cache, endpoint=hub.endpoint) for name in names}
+
+
+def tamper(folder: Path, name: str = "encoder_model.onnx") -> None:
+    path = folder / name
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))  # through the snapshot symlink: the blob itself
+
+
+def record_hashing(monkeypatch) -> list[threading.Thread]:
+    """The thread of every file hashed by the integrity check, in order."""
+    from app.models import catalogue
+
+    threads = []
+    real = catalogue.file_problem
+
+    def spy(path, expected):
+        threads.append(threading.current_thread())
+        return real(path, expected)
+
+    monkeypatch.setattr(catalogue, "file_problem", spy)
+    return threads
+
+
+def record_codec_loads(monkeypatch) -> list[Path]:
+    """Every model folder a codec is built from (preview load, start or live swap)."""
+    import app.audio.engine
+    import app.codec
+
+    built = []
+    real_codec, real_load = app.codec.StreamingCodec, app.audio.engine.load_codec
+
+    def codec(model, *args, **kwargs):
+        built.append(Path(model))
+        return real_codec(model, *args, **kwargs)
+
+    def load(config):
+        built.append(Path(config.model))
+        return real_load(config)
+
+    monkeypatch.setattr(app.codec, "StreamingCodec", codec)
+    monkeypatch.setattr(engine_bridge_module, "load_codec", load)
+    monkeypatch.setattr(app.audio.engine, "load_codec", load)  # the engine's live swap
+    return built
+
+
+def pick(window: MainWindow, folder: Path) -> None:
+    combo = window.controls.model_combo
+    index = combo.findData(str(folder))
+    assert index >= 0 and "download" not in combo.itemText(index)
+    combo.setCurrentIndex(index)
+
+
+def corrupt_text(name: str, folder: Path) -> str:
+    from app.models import verify_cached
+    from app.models.catalogue import corrupt_message
+
+    return corrupt_message(name, verify_cached(name, folder))
+
+
+def test_an_intact_cached_variant_is_hashed_on_the_loader_thread_and_loads(qtbot, settings, hub_cache,
+                                                                            monkeypatch) -> None:
+    folders = put_in_cache(hub_cache, "streaming-8cb", "streaming-16cb")
+    threads = record_hashing(monkeypatch)
+    window = open_window(qtbot, settings, FakeAudio())  # selects and loads the first cached variant
+    qtbot.waitUntil(lambda: window.bridge.codec is not None and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.bridge.codec_model == folders["streaming-8cb"] and window.bridge.codec.max_codebooks == 8
+    assert len(threads) == 3  # every file checked...
+    pick(window, folders["streaming-16cb"])
+    qtbot.waitUntil(lambda: window.bridge.codec_model == folders["streaming-16cb"] and not window.bridge.busy,
+                    timeout=WAIT_MS)
+    assert window.bridge.codec.max_codebooks == 16
+    assert len(threads) == 6 and threading.main_thread() not in threads  # ...never on the GUI thread
+    assert window.banner.kind != "error"
+
+
+def test_a_tampered_cached_variant_picked_while_stopped_is_a_message_and_loads_nothing(
+        qtbot, settings, hub_cache, monkeypatch) -> None:
+    folders = put_in_cache(hub_cache, "streaming-8cb", "streaming-16cb")
+    v8, v16 = folders["streaming-8cb"], folders["streaming-16cb"]
+    tamper(v16)
+    expected = corrupt_text("streaming-16cb", v16)  # what the CLI says too
+    threads = record_hashing(monkeypatch)
+    built = record_codec_loads(monkeypatch)
+    window = open_window(qtbot, settings, FakeAudio())
+    qtbot.waitUntil(lambda: window.bridge.codec_model == v8 and not window.bridge.busy, timeout=WAIT_MS)
+    pick(window, v16)
+    qtbot.waitUntil(lambda: window.banner.kind == "error" and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.banner.text == expected
+    assert "encoder_model.onnx" in window.banner.text and "`mimi-live download streaming-16cb`" in window.banner.text
+    assert v16 not in built and threads and threading.main_thread() not in threads
+    # Still on the model that works, the window usable: it starts.
+    assert window.bridge.codec_model == v8 and window.selected_model() == v8
+    assert window.controls.model_combo.isEnabled() and window.controls.start_button.isEnabled()
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+def test_a_tampered_cached_variant_with_nothing_loaded_neither_loads_nor_starts(qtbot, settings, hub_cache,
+                                                                               monkeypatch) -> None:
+    folder = put_in_cache(hub_cache, "streaming-8cb")["streaming-8cb"]
+    tamper(folder, "decoder_model.onnx")
+    built = record_codec_loads(monkeypatch)
+    window = open_window(qtbot, settings, FakeAudio())  # selects it and tries to load it
+    qtbot.waitUntil(lambda: window.banner.kind == "error" and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.banner.text == corrupt_text("streaming-8cb", folder)
+    assert window.bridge.codec is None and window.bridge.codec_model is None
+    window.set_source("tone")
+    assert window.start()  # Start on the selected (damaged) variant: refused the same way
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=WAIT_MS)
+    assert not window.bridge.running and window.bridge.codec is None
+    assert window.banner.kind == "error" and window.banner.text == corrupt_text("streaming-8cb", folder)
+    assert built == []
+    assert window.controls.start_button.isEnabled() and window.controls.start_button.text() == "Start"
+
+
+def test_a_tampered_cached_variant_picked_while_running_is_refused_and_the_old_model_plays_on(
+        qtbot, settings, hub_cache, monkeypatch) -> None:
+    folders = put_in_cache(hub_cache, "streaming-8cb", "streaming-16cb", "streaming-8cb-fp16")
+    v8, v16, fp16 = folders["streaming-8cb"], folders["streaming-16cb"], folders["streaming-8cb-fp16"]
+    tamper(v16)
+    expected = corrupt_text("streaming-16cb", v16)
+    window = open_window(qtbot, settings, FakeAudio())
+    qtbot.waitUntil(lambda: window.bridge.codec_model == v8 and not window.bridge.busy, timeout=WAIT_MS)
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    threads = record_hashing(monkeypatch)
+    built = record_codec_loads(monkeypatch)
+    engine_codec = window.bridge.engine.codec
+    pick(window, v16)
+    qtbot.waitUntil(lambda: window.banner.kind == "error" and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.banner.text == expected
+    assert window.bridge.running and window.bridge.engine.codec is engine_codec
+    assert window.bridge.codec_model == v8 and window.selected_model() == v8
+    seen = window.plots.codebooks.frames_seen
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)  # still playing
+    assert v16 not in built and threads and threading.main_thread() not in threads
+    # An intact variant is then swapped in live, its check off the GUI thread too.
+    del threads[:]
+    window.banner.hide()
+    pick(window, fp16)
+    qtbot.waitUntil(lambda: window.bridge.codec_model == fp16 and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.bridge.running and window.bridge.engine.codec is not engine_codec
+    assert len(threads) == 3 and threading.main_thread() not in threads
+    seen = window.plots.codebooks.frames_seen
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)
+    assert window.banner.text == ""  # no new message
     stop(qtbot, window)
 
 

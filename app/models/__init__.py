@@ -5,6 +5,8 @@ from app.models.catalogue import (
     MODEL_FILES,
     VARIANTS,
     Variant,
+    cached_variant,
+    check_cached_model,
     find_cached,
     is_model_folder,
     resolve_model,
@@ -12,5 +14,5 @@ from app.models.catalogue import (
     verify_cached,
 )
 
-__all__ = ["HUB_REPO", "MODEL_FILES", "VARIANTS", "Variant", "find_cached", "is_model_folder", "resolve_model",
-           "variant", "verify_cached"]
+__all__ = ["HUB_REPO", "MODEL_FILES", "VARIANTS", "Variant", "cached_variant", "check_cached_model", "find_cached",
+           "is_model_folder", "resolve_model", "variant", "verify_cached"]

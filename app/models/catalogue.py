@@ -178,6 +178,51 @@ def verify_cached(name: str | Variant, folder: Path) -> dict[str, str]:
     return problems
 
 
+def corrupt_message(name: str, problems: dict[str, str]) -> str:
+    """The one line shown (CLI and window) when a cached variant fails its integrity check."""
+    detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
+    return (f"{name} in the cache failed its integrity check ({detail}); not loaded: "
+            f"run `mimi-live download {name}` to download it again")
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def cached_variant(folder: Path | str, cache_dir: Path | str | None = None) -> tuple[Variant, Path] | None:
+    """The published variant whose cached folder `folder` is, with that folder; else None.
+
+    Cheap (a few small reads and stats of the HF cache, no hashing): fine on any thread.
+    """
+    folder = Path(folder)
+    for v in VARIANTS:
+        cached = find_cached(v, cache_dir)
+        if cached is not None and _same_folder(cached, folder):
+            return v, cached
+    return None
+
+
+def check_cached_model(folder: Path | str, cache_dir: Path | str | None = None) -> None:
+    """Raises CorruptModel if `folder` is a cached published variant and any of its files does not
+    match the hub's size or checksum (one line: which variant, which files and why, how to repair).
+
+    Slow for a cached variant (hashes every file: 100-400 MB): call it off the GUI thread. Any
+    other folder (a user's own model) passes at once; the codec checks its contract when it loads.
+    """
+    found = cached_variant(folder, cache_dir)
+    if found is None:
+        return
+    v, cached = found
+    problems = verify_cached(v, cached)
+    if problems:
+        raise CorruptModel(corrupt_message(v.name, problems))
+
+
 # ---------------------------------------------------------------------------------------------
 # --model DIR|VARIANT
 
@@ -204,7 +249,5 @@ def resolve_model(text: str | Path, cache_dir: Path | str | None = None) -> Path
         raise NotDownloaded(f"{name} is not downloaded yet: run `mimi-live download {name}`")
     problems = verify_cached(name, folder)
     if problems:
-        detail = "; ".join(f"{k}: {v}" for k, v in problems.items())
-        raise CorruptModel(f"{name} in the cache failed its integrity check ({detail}); not loaded: "
-                           f"run `mimi-live download {name}` to download it again")
+        raise CorruptModel(corrupt_message(name, problems))
     return folder

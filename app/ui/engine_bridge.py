@@ -1,10 +1,11 @@
 """The GUI's side of the audio engine (GUI thread, plus one loader thread it owns).
 
-`EngineBridge` owns the Engine. Slow work (loading a model: 1-2 s at full size; opening devices;
-warm-up) runs on a single background loader thread, never on the GUI thread; while it runs the
-bridge is `busy` and says what it is doing. One QTimer (~30 ms) drains `engine.queue`, polls the
-loader, and fans the chunk metrics and events out through signals, so the audio worker never waits
-on Qt and Qt is only ever touched from the GUI thread (the loader emits nothing itself).
+`EngineBridge` owns the Engine. Slow work (hashing a cached variant against the hub's checksums and
+loading a model: a second or two each at full size; opening devices; warm-up) runs on a single
+background loader thread, never on the GUI thread; while it runs the bridge is `busy` and says
+what it is doing. One QTimer (~30 ms) drains `engine.queue`, polls the loader, and fans the chunk
+metrics and events out through signals, so the audio worker never waits on Qt and Qt is only ever
+touched from the GUI thread (the loader emits nothing itself).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audio.engine import Engine, EngineConfig, load_codec
 from app.audio.metrics import EngineEvent, FrameMetrics
+from app.models import check_cached_model
+from app.models.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ def describe_error(exc: BaseException) -> str:
     from app.audio.devices import DeviceError
     from app.audio.engine import EngineError
 
-    known: tuple[type, ...] = (DeviceError, EngineError, OSError)
+    known: tuple[type, ...] = (DeviceError, EngineError, ModelError, OSError)
     try:
         from app.codec.errors import CodecError
 
@@ -57,6 +60,12 @@ def _same_model(a: Path | str | None, b: Path | str | None) -> bool:
         return Path(a).resolve() == Path(b).resolve()
     except OSError:
         return False
+
+
+def _checked(model: Path, codebooks: int | None, kv_window: int | None) -> tuple:
+    """Loader job before a live swap: raises CorruptModel if `model` is a damaged cached variant."""
+    check_cached_model(model)
+    return model, codebooks, kv_window
 
 
 class EngineBridge(QObject):
@@ -116,16 +125,27 @@ class EngineBridge(QObject):
 
     # -- requests (GUI thread) -------------------------------------------------------------------
 
-    def load_model(self, model: Path, codebooks: int | None = None, kv_window: int | None = 250) -> bool:
-        """Loads `model` (a preview while stopped; a live swap while running)."""
+    def load_model(self, model: Path, codebooks: int | None = None, kv_window: int | None = 250,
+                   verify: bool = True) -> bool:
+        """Loads `model` (a preview while stopped; a live swap while running).
+
+        A published variant from the HF cache is loaded only if every file matches the hub's
+        checksums: the check (hashing it all, a second or more) runs first, on the loader thread;
+        a failure is an "error" event and leaves the loaded (or running) codec as it was.
+        verify=False skips the check (a download has just checked every file).
+        """
         model = Path(model)
         if self.running:
+            if verify:  # check on the loader thread; _poll_jobs then asks the engine for the swap
+                return self._submit("check", f"Switching to {model.name}…", _checked, model, codebooks, kv_window)
             return self._request_swap(f"Switching to {model.name}…", self.engine.request_codec,
                                       model=model, codebooks=codebooks)
 
         def load():
             from app.codec import StreamingCodec
 
+            if verify:
+                check_cached_model(model)
             codec = StreamingCodec(model, codebooks=None, kv_window=kv_window)
             if codebooks is not None and codebooks in codec.codebook_choices and codebooks != codec.num_codebooks:
                 codec.set_codebooks(codebooks)
@@ -180,6 +200,7 @@ class EngineBridge(QObject):
         def start():
             codec = cached if _same_model(cached_model, config.model) else None
             if codec is None:
+                check_cached_model(config.model)  # the preview was checked when it loaded
                 codec = load_codec(config)
             else:
                 wanted = config.codebooks or codec.max_codebooks
@@ -246,7 +267,7 @@ class EngineBridge(QObject):
             return
         self._job, kind = None, self._job_kind
         try:
-            codec, model = job.result()
+            result = job.result()
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
             log.warning("%s failed", kind, exc_info=exc)
             self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
@@ -256,6 +277,13 @@ class EngineBridge(QObject):
                 self.sigRunning.emit(self._was_running)
             self.sigCodec.emit(self.codec)  # the window falls back to what is still loaded
             return
+        if kind == "check":  # passed: now the live swap (a preview load if the engine stopped meanwhile)
+            model, codebooks, kv_window = result
+            if not self.load_model(model, codebooks, kv_window, verify=False):
+                self.sigBusy.emit(False, "")  # load_model has reported why
+                self.sigCodec.emit(self.codec)
+            return
+        codec, model = result
         self.codec, self.codec_model = codec, model
         self.sigBusy.emit(self._swap is not None, self._busy_text if self._swap is not None else "")
         self.sigCodec.emit(codec)

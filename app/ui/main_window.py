@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW, Engine, EngineConfig
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
-from app.models import VARIANTS, find_cached, is_model_folder, verify_cached
+from app.models import VARIANTS, find_cached, is_model_folder
 from app.ui import theme
 from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import ControlsPanel, format_bps
@@ -415,18 +415,13 @@ class MainWindow(QMainWindow):
         model = self.selected_model()
         if model is None:
             return
-        cached = next((v for v in VARIANTS if find_cached(v) == model), None)  # disk only
-        problems = verify_cached(cached, model) if cached is not None else {}
-        if problems:  # a published variant is loaded only if every file matches the hub's checksums
-            self.show_message("error", f"{cached.name} in the cache failed its integrity check "
-                                       f"({'; '.join(f'{k}: {v}' for k, v in problems.items())}); not loaded: "
-                                       f"run `mimi-live download {cached.name}` to download it again")
-            return
+        # A published variant from the cache loads only if every file matches the hub's checksums:
+        # the bridge hashes them on its loader thread first; a failure comes back as an error event.
         self._load(model)
 
-    def _load(self, model: Path) -> None:
+    def _load(self, model: Path, verify: bool = True) -> None:
         self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
-                               kv_window=self.controls.kv_window())
+                               kv_window=self.controls.kv_window(), verify=verify)
 
     def download_variant(self, name: str) -> None:
         """Downloads a published variant with a progress dialog, then loads it."""
@@ -451,7 +446,7 @@ class MainWindow(QMainWindow):
         if self.controls.model_combo.findData(str(folder)) < 0:  # a cache the variant list does not read
             self.add_model_folder(Path(folder))
         else:
-            self._load(Path(folder))  # download_variant has just checked every file: no second hashing
+            self._load(Path(folder), verify=False)  # download_variant has just checked every file
 
     def _on_model_chosen(self) -> None:
         data = str(self.controls.model_combo.currentData() or "")
