@@ -318,3 +318,11 @@ def test_bench_runs_and_its_json_is_well_formed(capsys):
     assert result["naive"]["kv_length_end"] == [60, 60]  # the naive cache grows 2 per frame
     assert result["app"]["kv_length_end"] == [60, 60]  # below the 250 window
     assert result["speedup_p50"] > 0
+
+
+def test_quantize_json_then_the_copy_runs(tmp_path, capsys, tiny8):
+    report = run_json(capsys, ["quantize", "--model", str(tiny8), "--decoder-only", "--json"])
+    assert report["parts"] == "decoder" and report["codes_agreement"] == 1.0 and report["speedup"] > 0
+    assert report["snr_end_to_end_db"] == report["snr_same_codes_db"] > 20
+    wav = write_tone(tmp_path / "in.wav", 24000, 0.5)
+    assert main(["roundtrip", str(wav), str(tmp_path / "out.wav"), "--model", report["folder"]]) == 0

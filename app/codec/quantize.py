@@ -1,0 +1,216 @@
+"""A local int8 copy of a model pair, and how far its audio is from the original's.
+
+ONNX Runtime's dynamic quantization turns every MatMul with a constant weight into an
+int8 one (weights quantized per output channel once, activations per call). In Mimi
+those are the transformers' projections and, after ``graphopt``'s rewrite, the big
+strided convs: most of the bytes each frame has to read. Convs stay float (ORT's
+ConvInteger is slower than its float conv here).
+
+The copy is made once under ``<data dir>/int8/<key>/`` next to a ``quality.json`` with
+the signal-to-noise ratio of its audio against the original's (on the same codes,
+and end to end on the same input) and both speeds, measured on this machine. The app
+offers an int8 model only together with those numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..config import FRAME_SIZE, data_dir
+from .contract import model_files
+from .derived import derived_dir, save_atomically
+from .errors import ModelError, one_line
+from .graphopt import optimized_model_path
+
+__all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models"]
+
+QUALITY_FILE = "quality.json"
+_VERSION = 1
+QUALITY_FRAMES = 250  # 20 s of test signal
+
+
+@dataclass(frozen=True)
+class Int8Quality:
+    """How the int8 copy compares with the model it was made from (measured on this machine)."""
+
+    source: str  # the original model folder
+    parts: str  # what runs in int8: "encoder+decoder" or "decoder"
+    snr_same_codes_db: float  # decoder alone: int8 vs original audio from identical codes
+    snr_end_to_end_db: float  # encoder + decoder: int8 vs original audio from identical input
+    codes_agreement: float  # share of codes the int8 encoder picks exactly as the original
+    ms_per_frame: float  # int8 encode + decode, p50
+    original_ms_per_frame: float  # the original (rewritten float graphs), p50, same run
+    frames: int
+
+    @property
+    def speedup(self) -> float:
+        return self.original_ms_per_frame / self.ms_per_frame
+
+    def label(self) -> str:
+        what = "int8" if self.parts == "encoder+decoder" else "int8 decoder"
+        return (f"{what} · SNR {self.snr_end_to_end_db:.1f} dB vs float · "
+                f"{self.ms_per_frame:.0f} vs {self.original_ms_per_frame:.0f} ms/frame")
+
+
+def _fold_fp16_weights(model: onnx.ModelProto) -> None:
+    """Store fp16 weights that are cast to float as float, so the quantizer sees constant weights."""
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    kept = []
+    for node in graph.node:
+        source = initializers.get(node.input[0]) if node.op_type == "Cast" and node.input else None
+        if (source is not None and source.data_type == onnx.TensorProto.FLOAT16
+                and helper.get_attribute_value(node.attribute[0]) == onnx.TensorProto.FLOAT):
+            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(source).astype(np.float32), node.output[0]))
+            continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    still = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(still)
+
+
+class _QuietQuantizer(logging.Filter):
+    """Drops onnxruntime.quantization's advice to pre-process (it logs it on the root logger)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def _quantize(source: Path, target: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load(str(source))
+    _fold_fp16_weights(model)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        folded, quantized = Path(scratch) / "folded.onnx", Path(scratch) / "int8.onnx"
+        onnx.save_model(model, str(folded))
+        quiet = _QuietQuantizer()
+        logging.getLogger().addFilter(quiet)
+        try:
+            quantize_dynamic(str(folded), str(quantized), op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+        finally:
+            logging.getLogger().removeFilter(quiet)
+        save_atomically(onnx.load(str(quantized)), target)
+
+
+def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    noise = float(np.sum((reference.astype(np.float64) - other) ** 2))
+    signal = float(np.sum(reference.astype(np.float64) ** 2))
+    return round(float(10 * np.log10(signal / noise)), 1) if noise > 0 else float("inf")
+
+
+def measure_quality(
+    original: Path, int8: Path, parts: str, frames: int = QUALITY_FRAMES, threads: int | None = None
+) -> Int8Quality:
+    """Streams the same input through both pairs, frame by frame, alternating between them."""
+    from .bench import bench_input
+    from .streaming import StreamingCodec
+
+    pcm = bench_input(frames, seed=1)
+    reference, quantized = StreamingCodec(original, threads=threads), StreamingCodec(int8, threads=threads)
+    decoder_only = StreamingCodec(int8, threads=threads)
+    audio = {"reference": [], "quantized": [], "same_codes": []}
+    agree, times = [], {"reference": [], "quantized": []}
+    for i in range(frames):
+        chunk = pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]
+        codes = reference.encode(chunk)
+        audio["reference"].append(reference.decode(codes))
+        times["reference"].append(reference.last_encode_ms + reference.last_decode_ms)
+        own = quantized.encode(chunk)
+        audio["quantized"].append(quantized.decode(own))
+        times["quantized"].append(quantized.last_encode_ms + quantized.last_decode_ms)
+        agree.append(float(np.mean(own == codes)))
+        audio["same_codes"].append(decoder_only.decode(codes))
+    ref = np.concatenate(audio["reference"])
+    warm = min(25, frames // 2)  # leave out the first 2 s of timings: sessions warming up
+    return Int8Quality(
+        source=str(Path(original).resolve()),
+        parts=parts,
+        snr_same_codes_db=_snr_db(ref, np.concatenate(audio["same_codes"])),
+        snr_end_to_end_db=_snr_db(ref, np.concatenate(audio["quantized"])),
+        codes_agreement=round(float(np.mean(agree)), 4),
+        ms_per_frame=round(float(np.median(times["quantized"][warm:])), 2),
+        original_ms_per_frame=round(float(np.median(times["reference"][warm:])), 2),
+        frames=frames,
+    )
+
+
+def read_quality(folder: Path) -> Int8Quality | None:
+    """The quality record of an int8 folder, or None if it has none (or an unreadable one)."""
+    try:
+        data = json.loads((Path(folder) / QUALITY_FILE).read_text(encoding="utf-8"))
+        return Int8Quality(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+PARTS = ("encoder+decoder", "decoder")
+
+
+def make_int8(
+    folder: Path, parts: str = PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
+    status: Callable[[str], None] | None = None,
+) -> tuple[Path, Int8Quality]:
+    """The int8 copy of the model in `folder` and its measured quality, made once and then reused.
+
+    `parts` "decoder" keeps the encoder in float: the codes stay exactly the original's.
+    """
+    if parts not in PARTS:
+        raise ValueError(f"parts must be one of {PARTS}, got {parts!r}")
+    say = status or (lambda text: None)
+    encoder, decoder, spec = model_files(Path(folder))
+    target = derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
+    quality = read_quality(target)
+    if quality is not None:
+        return target, quality
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for name, source in (("encoder", encoder), ("decoder", decoder)):
+            if name not in parts:
+                shutil.copyfile(optimized_model_path(source), partial / source.name)
+                continue
+            say(f"quantizing the {name}…")
+            started = time.perf_counter()
+            _quantize(optimized_model_path(source), partial / source.name)
+            say(f"quantized the {name} in {time.perf_counter() - started:.1f} s")
+        shutil.copyfile(spec, partial / spec.name)
+        say(f"measuring quality and speed on {frames * FRAME_SIZE / 24000:.0f} s of test signal…")
+        quality = measure_quality(Path(folder), partial, parts, frames)
+        (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)  # complete or absent: never a folder without its quality record
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
+        raise ModelError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target, quality
+
+
+def int8_models(cache_dir: Path | None = None) -> list[tuple[Path, Int8Quality]]:
+    """Every complete int8 copy made on this machine whose source model still exists."""
+    root = Path(cache_dir) if cache_dir is not None else data_dir() / "int8"
+    found = []
+    for folder in sorted(root.glob("*")) if root.is_dir() else []:
+        quality = read_quality(folder)
+        if quality is not None and Path(quality.source).is_dir():
+            found.append((folder, quality))
+    return found
