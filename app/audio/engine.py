@@ -174,6 +174,8 @@ class _Session:
     warned_silence: bool = False
     applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
     started_at: float = field(default_factory=time.perf_counter)
+    requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
+    first_audio_pos: int | None = None  # output ring position where the first chunk begins
 
 
 class Engine:
@@ -212,6 +214,7 @@ class Engine:
         """Opens devices and starts streaming. Raises EngineError, CodecError, DeviceError, AudioFileError."""
         if self.running:
             raise EngineError("the engine is already running: stop it first")
+        requested_at = time.perf_counter()
         config.validate()
         codec = codec or load_codec(config)
         source = None
@@ -242,7 +245,7 @@ class Engine:
         self.stats = SessionStats()
         self.stop_reason = None
         self._session = _Session(config, codec, io, source, sink, preroll, np.zeros(config.chunk_samples, np.float32),
-                                 recorder, extra_preroll=slack)
+                                 recorder, extra_preroll=slack, requested_at=requested_at)
         self.info = {
             "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
             "chunk_ms": config.chunk_ms,
@@ -395,6 +398,7 @@ class Engine:
             self._finish(f"device error: {error}")
             return False
         self._run_actions(session)
+        self._watch_first_audio(session)
         self._adapt_preroll(session)
         config, source, sink = session.config, session.source, session.sink
         if source.live:
@@ -414,6 +418,7 @@ class Engine:
         out = self._monitor_mix(session, dry, wet)
         if session.chunks == 0:
             self._align_first_chunk(session)
+            session.first_audio_pos = session.io.output_ring.write_pos
         buffered = sink.level()
         if source.live and self._latency_crept(session, buffered):
             session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
@@ -427,6 +432,17 @@ class Engine:
         self._review_preroll(session, (encode_ms + decode_ms) / 1000)
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered)
         return True
+
+    def _watch_first_audio(self, session: _Session) -> None:
+        """Notes when the device starts reading the first chunk (the worker polls every few ms)."""
+        if session.first_audio_pos is None or "first_audio_s" in self.info:
+            return
+        if session.io.output_ring.read_pos > session.first_audio_pos:
+            now = time.perf_counter()
+            self.info["first_audio_s"] = {
+                "after_start": round(now - session.requested_at, 3),  # from start(): load, devices, pre-roll
+                "after_launch": round(time.time() - self._process.create_time(), 3),  # from process start
+            }
 
     def _align_first_chunk(self, session: _Session) -> None:
         # The streams start at slightly different moments; whatever the speaker consumed before
