@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -67,8 +68,9 @@ def _format_bps(bps: float) -> str:
 
 def _open_codec(model: Path, codebooks: int | None = None, threads: int | None = None):
     from app.codec import StreamingCodec  # onnxruntime is imported only when a model is used
+    from app.codec.tuning import tuned_threads
 
-    return StreamingCodec(model, codebooks=codebooks, threads=threads)
+    return StreamingCodec(model, codebooks=codebooks, threads=threads or tuned_threads(model))
 
 
 def _print_json(obj: Any) -> None:
@@ -204,7 +206,7 @@ def _add_roundtrip(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="MS",
                    help=f"chunk per encode/decode call, a multiple of {FRAME_MS} (default {FRAME_MS})")
     p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="ONNX Runtime intra-op threads (default: its own choice)")
+                   help="ONNX Runtime intra-op threads (default: the count measured fastest here, see `tune`)")
     p.add_argument("--float32", action="store_true",
                    help="write 32-bit float samples instead of 16-bit PCM")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -582,6 +584,8 @@ def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="80 ms frames per side (default 1500 = 2 minutes of audio)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads for the app side")
     p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none", help="the app side's KV window")
+    p.add_argument("--int8", choices=("encoder+decoder", "decoder"),
+                   help="also time the local int8 copy (made once, like `quantize`) and report its SNR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_cmd_bench)
 
@@ -589,17 +593,57 @@ def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
 def _cmd_bench(args: argparse.Namespace) -> int:
     from app.codec.bench import run_bench
 
-    result = run_bench(args.model, args.frames, threads=args.threads, kv_window=args.kv_window)
+    result = run_bench(args.model, args.frames, threads=args.threads, kv_window=args.kv_window, int8=args.int8)
     if args.json:
         _print_json(result)
         return 0
-    for side in ("naive", "app"):
+    for side in ("naive", "app", "app_int8"):
+        if side not in result:
+            continue
         r = result[side]
-        print(f"{side:5s}  total ms/frame p50 {r['total_ms']['p50']:.1f}  p95 {r['total_ms']['p95']:.1f}  "
+        print(f"{side:8s}  total ms/frame p50 {r['total_ms']['p50']:.1f}  p95 {r['total_ms']['p95']:.1f}  "
               f"p99 {r['total_ms']['p99']:.1f}  RTF {r['rtf']}  KV {r['kv_length_end']}  "
               f"RSS {r['rss_mb']['start']} -> {r['rss_mb']['end']} MB  CPU {r['cpu_s_per_frame'] * 1000:.1f} ms/frame")
     print(f"speed-up: p50 {result['speedup_p50']}x, first minute {result['speedup_first_minute']}x, "
           f"last minute {result['speedup_last_minute']}x")
+    if "app_int8" in result:
+        q = result["app_int8"]
+        print(f"int8 ({q['parts']}): p50 {result['int8_speedup_p50']}x the naive loop; SNR against float: "
+              f"{q['snr_end_to_end_db']} dB end to end, {q['snr_same_codes_db']} dB on the same codes")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# tune
+
+
+def _add_tune(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("tune", parents=[common], help="find (or show) the fastest thread count for a model here",
+                       description="Time a short stream with 1, 2, 4, ... ONNX Runtime threads and remember the "
+                       "smallest count within 5%% of the fastest. Every load does this once per model and "
+                       "machine; this shows the result, or measures again with --again. "
+                       "MIMI_LIVE_THREADS=N overrides it everywhere.")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
+    p.add_argument("--again", action="store_true", help="measure again (after a hardware or driver change)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_tune)
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from app.codec.tuning import THREADS_ENV, tuned_threads, tuning_record
+
+    say = None if args.json else (lambda text: print(text, file=sys.stderr))
+    threads = tuned_threads(args.model, again=args.again, status=say)
+    record = tuning_record(args.model) or {}
+    forced = THREADS_ENV if os.environ.get(THREADS_ENV) else None
+    if args.json:
+        _print_json({"threads": threads, "ms_per_frame": record.get("ms_per_frame"), "overridden_by": forced})
+        return 0
+    if forced:
+        print(f"{threads} threads ({forced} is set)")
+        return 0
+    for n, ms in (record.get("ms_per_frame") or {}).items():
+        print(f"{n:>3} threads  {ms:6.1f} ms per 80 ms frame{'   <- used' if int(n) == threads else ''}")
     return 0
 
 
@@ -652,6 +696,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction, argparse.ArgumentParser]
     _add_models,
     _add_download,
     _add_bench,
+    _add_tune,
     _add_quantize,
     _add_gui,
 ]

@@ -41,6 +41,9 @@ def _isolated_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     # Never write edited decoders (or anything else) into the real user data dir.
     path = tmp_path_factory.mktemp("mimi-live-data")
     monkeypatch.setenv("MIMI_LIVE_DATA_DIR", str(path))
+    # A fresh data dir would time every model's thread counts again in every test (tests/test_tuning.py
+    # covers that); the user-facing override skips it.
+    monkeypatch.setenv("MIMI_LIVE_THREADS", "1")
     return path
 
 

@@ -309,15 +309,17 @@ def test_console_script_version():
 
 def test_bench_runs_and_its_json_is_well_formed(capsys):
     """CI checks the benchmark runs; speed targets are measured with full-size models, not here."""
-    assert main(["bench", "--model", str(FIXTURES / "tiny-8cb"), "--frames", "30", "--json"]) == 0
+    assert main(["bench", "--model", str(FIXTURES / "tiny-8cb"), "--frames", "30", "--int8", "decoder", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    for side in ("naive", "app"):
+    for side in ("naive", "app", "app_int8"):
         r = result[side]
         assert r["frames"] == 30 and set(r["total_ms"]) == {"p50", "p95", "p99"}
         assert r["cpu_s_per_frame"] > 0 and r["rss_mb"]["end"] > 0
     assert result["naive"]["kv_length_end"] == [60, 60]  # the naive cache grows 2 per frame
     assert result["app"]["kv_length_end"] == [60, 60]  # below the 250 window
-    assert result["speedup_p50"] > 0
+    assert result["speedup_p50"] > 0 and result["int8_speedup_p50"] > 0
+    assert result["app_settings"]["threads"] == 1 and result["app_settings"]["threads_tuned"] is True  # MIMI_LIVE_THREADS
+    assert result["app_int8"]["parts"] == "decoder" and result["app_int8"]["codes_agreement"] == 1.0
 
 
 def test_quantize_json_then_the_copy_runs(tmp_path, capsys, tiny8):

@@ -30,6 +30,7 @@ from app.audio.metrics import AudioTap, EngineEvent, FrameMetrics, MetricsQueue,
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.codec import StreamingCodec
+from app.codec.tuning import tuned_threads
 from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
 
 MONITORS = ("codec", "bypass", "residual")
@@ -109,8 +110,9 @@ class EngineConfig:
 
 
 def load_codec(config: EngineConfig) -> StreamingCodec:
-    """Loads and warms up the codec for `config` (slow: call it off the GUI thread)."""
-    return StreamingCodec(config.model, codebooks=config.codebooks, threads=config.threads, kv_window=config.kv_window)
+    """Loads the codec for `config` (slow: call it off the GUI thread); threads tuned unless given."""
+    threads = config.threads or tuned_threads(config.model)
+    return StreamingCodec(config.model, codebooks=config.codebooks, threads=threads, kv_window=config.kv_window)
 
 
 def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> float:

@@ -18,7 +18,9 @@ import psutil
 
 from app.codec.contract import model_files
 from app.codec.spec import parse_state_spec
+from app.codec.quantize import make_int8
 from app.codec.streaming import StreamingCodec
+from app.codec.tuning import tuned_threads
 from app.config import FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 
 FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
@@ -113,17 +115,32 @@ def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
     }
 
 
-def run_bench(folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250) -> dict:
-    """Naive loop first, then the app's settings, on the same input."""
+def run_bench(
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250, int8: str | None = None
+) -> dict:
+    """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.
+
+    `int8` is None, "encoder+decoder" or "decoder": the local int8 copy (made once, see quantize).
+    """
     pcm = bench_input(frames)
+    tuned = threads is None
+    threads = threads or tuned_threads(folder)
+    made: list[StreamingCodec] = []
+
+    def app_codec(model: Path) -> StreamingCodec:
+        made.append(StreamingCodec(model, threads=threads, kv_window=kv_window))
+        return made[-1]
+
     naive = run_side(lambda: NaiveLoop(folder), pcm)
-    app = run_side(lambda: StreamingCodec(folder, threads=threads, kv_window=kv_window), pcm)
+    app = run_side(lambda: app_codec(folder), pcm)
     first, last = slice(0, FRAMES_PER_MINUTE), slice(max(0, frames - FRAMES_PER_MINUTE), frames)
-    return {
+    result = {
         "model": str(folder),
         "frames": frames,
         "audio_s": frames * FRAME_MS / 1000,
-        "app_settings": {"threads": threads or "default", "kv_window": kv_window, "spinning": False},
+        "app_settings": {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window,
+                         "kv_slack": made[0]._kv_slack, "graph_rewrite": list(made[0].rewritten),
+                         "spinning": False},
         "naive": naive,
         "app": app,
         "speedup_p50": round(naive["total_ms"]["p50"] / app["total_ms"]["p50"], 2),
@@ -131,6 +148,16 @@ def run_bench(folder: Path, frames: int, threads: int | None = None, kv_window: 
         "speedup_last_minute": _ratio(naive, app, -1),
         "note": f"first minute = frames {first.start}..{first.stop - 1}, last = {last.start}..{last.stop - 1}",
     }
+    if int8 is not None:
+        int8_folder, quality = make_int8(folder, parts=int8)
+        side = run_side(lambda: app_codec(int8_folder), pcm)
+        result["app_int8"] = {**side, "folder": str(int8_folder), "parts": quality.parts,
+                              "snr_same_codes_db": quality.snr_same_codes_db,
+                              "snr_end_to_end_db": quality.snr_end_to_end_db,
+                              "codes_agreement": quality.codes_agreement}
+        result["int8_speedup_p50"] = round(naive["total_ms"]["p50"] / side["total_ms"]["p50"], 2)
+        result["int8_speedup_last_minute"] = _ratio(naive, side, -1)
+    return result
 
 
 def _ratio(naive: dict, app: dict, index: int) -> float:

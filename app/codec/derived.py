@@ -17,16 +17,21 @@ import onnx
 
 from ..config import data_dir
 
-__all__ = ["derived_dir", "save_atomically"]
+__all__ = ["source_key", "derived_dir", "save_atomically"]
+
+
+def source_key(sources: list[Path], version: int | str) -> str:
+    """A short key that changes with the sources' paths, sizes and mtimes, and with `version`."""
+    parts = [f"v{version}"]
+    for source in sources:
+        stat = source.stat()
+        parts.append(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:20]
 
 
 def derived_dir(kind: str, sources: list[Path], version: int | str, cache_dir: Path | None = None) -> Path:
     """The folder for files of `kind` derived from `sources` by edit `version` (not created)."""
-    parts = [f"{kind}|v{version}"]
-    for source in sources:
-        stat = source.stat()
-        parts.append(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
-    key = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:20]
+    key = source_key(sources, f"{kind}|{version}")
     return (Path(cache_dir) if cache_dir is not None else data_dir() / kind) / key
 
 

@@ -139,6 +139,7 @@ class StreamingCodec:
         # Which of (encoder, decoder) run the rewritten graph.
         self.rewritten: tuple[bool, bool] = (encoder_path != sources[0].resolve(), decoder_path != sources[1].resolve())
         self._decoder_path = decoder_path
+        self.threads: int | None = threads  # intra-op threads per session (None: onnxruntime's default)
         self._options = _session_options(threads)
         self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
         full_decoder = _open_session(decoder_path, self._options, "re-download the model folder")
