@@ -6,6 +6,10 @@ sample's path is reproducible.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -423,3 +427,17 @@ def test_first_audio_is_timed_when_the_speaker_reaches_the_first_chunk() -> None
     timing = engine.info["first_audio_s"]
     assert 0 < timing["after_start"] < timing["after_launch"]
     assert engine.stop()["first_audio_s"] == timing
+
+
+def test_process_age_counts_from_process_start() -> None:
+    from app.audio.metrics import process_age_s
+
+    before = process_age_s()
+    time.sleep(0.2)
+    after = process_age_s()
+    assert 0 < before and 0.15 < after - before < 0.5
+    script = "from app.audio.metrics import process_age_s; print(process_age_s())"
+    started = time.monotonic()
+    fresh = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    # It cannot be older than the wait for it (10 ms clock steps); psutil's create_time said 0.7 s older here.
+    assert 0 < fresh <= time.monotonic() - started + 0.02

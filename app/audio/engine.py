@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from app.audio.metrics import AudioTap, EngineEvent, FrameMetrics, MetricsQueue, SessionStats, level_db
+from app.audio.metrics import (
+    AudioTap, EngineEvent, FrameMetrics, MetricsQueue, SessionStats, level_db, process_age_s,
+)
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.codec import StreamingCodec
@@ -443,7 +445,7 @@ class Engine:
             now = time.perf_counter()
             self.info["first_audio_s"] = {
                 "after_start": round(now - session.requested_at, 3),  # from start(): load, devices, pre-roll
-                "after_launch": round(time.time() - self._process.create_time(), 3),  # from process start
+                "after_launch": round(process_age_s(), 3),  # from process start
             }
 
     def _align_first_chunk(self, session: _Session) -> None:
