@@ -387,6 +387,137 @@ def test_a_tampered_cached_variant_picked_while_running_is_refused_and_the_old_m
     stop(qtbot, window)
 
 
+# -- local int8 copies: made from the window, listed with their SNR against the float model --------
+
+
+def int8_entries(window: MainWindow) -> dict[str, tuple[str, str]]:
+    """The Variant list's int8 copies: folder -> (text, tooltip)."""
+    combo = window.controls.model_combo
+    return {combo.itemData(i): (combo.itemText(i), combo.itemData(i, Qt.ToolTipRole))
+            for i in range(combo.count()) if " · int8" in combo.itemText(i)}
+
+
+def record_int8_threads(monkeypatch) -> list[threading.Thread]:
+    """The thread each int8 quality measurement runs on."""
+    from app.codec import quantize
+
+    threads = []
+    real = quantize.measure_quality
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quantize, "measure_quality", spy)
+    return threads
+
+
+def test_an_int8_copy_made_from_the_window_is_listed_with_its_snr_and_not_switched_to(qtbot, settings,
+                                                                                      monkeypatch) -> None:
+    tiny = model_dir("tiny-8cb").resolve()
+    window = open_window(qtbot, settings, FakeAudio(), model=tiny)
+    c = window.controls
+    assert int8_entries(window) == {} and c.int8_button.isEnabled()
+    threads = record_int8_threads(monkeypatch)
+    busy_texts = []
+    window.bridge.sigBusy.connect(lambda busy, text: busy_texts.append(text))
+    c.int8_actions["encoder+decoder"].trigger()
+    assert window.bridge.busy and not c.int8_button.isEnabled() and not c.model_combo.isEnabled()
+    qtbot.waitUntil(lambda: not window.bridge.busy and window.banner.kind == "info", timeout=WAIT_MS)
+    assert threads and threading.main_thread() not in threads  # made on the loader thread
+    assert any("Making the int8 copy of tiny-8cb" in t for t in busy_texts)
+    assert any("measuring quality and speed" in t for t in busy_texts)  # make_int8's progress, shown live
+    (folder, (text, tooltip)), = int8_entries(window).items()
+    from app.models import local_int8_models
+
+    (made, quality), = local_int8_models()
+    assert folder == str(made) and quality.source == str(tiny) and quality.parts == "encoder+decoder"
+    assert text == f"tiny-8cb · int8 · SNR {quality.snr_end_to_end_db:.1f} dB vs float · " \
+                   f"{quality.ms_per_frame:.0f} vs {quality.original_ms_per_frame:.0f} ms/frame"
+    for number in (f"{quality.snr_end_to_end_db:.1f} dB", f"{quality.snr_same_codes_db:.1f} dB",
+                   f"{quality.codes_agreement:.1%}", f"{quality.speedup:.2f}x"):
+        assert number in tooltip and number in window.banner.text
+    assert "same codes" in tooltip and "identical codes" in tooltip
+    assert f"SNR {quality.snr_end_to_end_db:.1f} dB end to end" in window.banner.text
+    # Not switched to: the float model is still loaded and selected.
+    assert window.bridge.codec_model == tiny and window.selected_model() == tiny
+    assert c.model_combo.isEnabled() and c.int8_button.isEnabled()
+    # Picked by the user, it loads like any folder (on the loader thread), named after its source.
+    pick(window, made)
+    qtbot.waitUntil(lambda: window.bridge.codec_model == made and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.bridge.codec.max_codebooks == 8 and window.banner.kind == "info"
+    assert any(t == "Loading tiny-8cb int8…" for t in busy_texts)
+    qtbot.waitUntil(lambda: window.status["model"].text() == "tiny-8cb int8 · 8 cb", timeout=WAIT_MS)
+    note = window.controls.model_note.text()
+    assert note.startswith(f"tiny-8cb int8: SNR {quality.snr_end_to_end_db:.1f} dB vs float")
+    assert not c.int8_button.isEnabled() and "already an int8 copy" in c.int8_button.toolTip()
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+    window.close()
+    # Listed from disk in a new window, and still the selected model.
+    again = open_window(qtbot, settings, FakeAudio())
+    qtbot.waitUntil(lambda: again.bridge.codec_model == made and not again.bridge.busy, timeout=WAIT_MS)
+    assert int8_entries(again) == {folder: (text, tooltip)}
+    assert again.controls.model_combo.currentText() == text
+
+
+def test_int8_copies_wait_for_a_stop_and_switch_in_live(qtbot, settings, monkeypatch) -> None:
+    tiny = model_dir("tiny-8cb").resolve()
+    window = open_window(qtbot, settings, FakeAudio(), model=tiny)
+    c = window.controls
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    # While streaming the measurement would glitch the audio and skew its speeds: not offered.
+    assert not c.int8_button.isEnabled() and not c.int8_menu.menuAction().isEnabled()
+    assert "Stop streaming first" in c.int8_button.toolTip()
+    assert window.make_int8_copy("decoder") is False and window.banner.kind == "warning"
+    stop(qtbot, window)
+    assert c.int8_button.isEnabled()
+    c.int8_actions["decoder"].trigger()
+    qtbot.waitUntil(lambda: not window.bridge.busy and window.banner.kind == "info", timeout=WAIT_MS)
+    (folder, (text, tooltip)), = int8_entries(window).items()
+    assert text.startswith("tiny-8cb · int8 decoder · SNR ") and "dB vs float" in text
+    assert "codes are exactly the float model's" in tooltip and "identical codes: 100.0%" in tooltip
+    assert "(decoder only)" in window.banner.text
+    assert window.bridge.codec_model == tiny
+    # Picked while streaming: swapped in live like any model folder, audio keeps flowing.
+    start_and_wait(qtbot, window)
+    engine_codec = window.bridge.engine.codec
+    pick(window, Path(folder))
+    qtbot.waitUntil(lambda: window.bridge.codec_model == Path(folder) and not window.bridge.busy, timeout=WAIT_MS)
+    assert window.bridge.running and window.bridge.engine.codec is not engine_codec
+    seen = window.plots.codebooks.frames_seen
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)
+    stop(qtbot, window)
+    assert window.banner.kind != "error"
+
+
+def test_a_failed_int8_copy_is_an_error_banner_and_lists_nothing(qtbot, settings, monkeypatch) -> None:
+    from app.codec import quantize
+    from app.config import data_dir
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("measurement exploded")
+
+    monkeypatch.setattr(quantize, "measure_quality", broken)
+    tiny = model_dir("tiny-8cb").resolve()
+    window = open_window(qtbot, settings, FakeAudio(), model=tiny)
+    combo = window.controls.model_combo
+    before = [combo.itemText(i) for i in range(combo.count())]
+    window.controls.int8_actions["encoder+decoder"].trigger()
+    qtbot.waitUntil(lambda: not window.bridge.busy and window.banner.kind == "error", timeout=WAIT_MS)
+    assert "cannot make an int8 copy of" in window.banner.text and "measurement exploded" in window.banner.text
+    assert [combo.itemText(i) for i in range(combo.count())] == before and int8_entries(window) == {}
+    assert not any((data_dir() / "int8").glob("*"))  # no half-made copy left behind
+    # Still on the float model, the window usable.
+    assert window.bridge.codec_model == tiny and window.selected_model() == tiny
+    assert window.controls.int8_button.isEnabled() and window.controls.start_button.isEnabled()
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
 # -- streaming ----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from app.models.catalogue import (
     HUB_REPO,
+    INT8_PARTS,
     MODEL_FILES,
     VARIANTS,
     Variant,
@@ -9,10 +10,13 @@ from app.models.catalogue import (
     check_cached_model,
     find_cached,
     is_model_folder,
+    local_int8_models,
+    make_int8_copy,
     resolve_model,
     variant,
     verify_cached,
 )
 
-__all__ = ["HUB_REPO", "MODEL_FILES", "VARIANTS", "Variant", "cached_variant", "check_cached_model", "find_cached",
-           "is_model_folder", "resolve_model", "variant", "verify_cached"]
+__all__ = ["HUB_REPO", "INT8_PARTS", "MODEL_FILES", "VARIANTS", "Variant", "cached_variant", "check_cached_model",
+           "find_cached", "is_model_folder", "local_int8_models", "make_int8_copy", "resolve_model", "variant",
+           "verify_cached"]

@@ -17,11 +17,16 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import data_dir
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
+
+if TYPE_CHECKING:
+    from app.codec.quantize import Int8Quality
 
 HUB_REPO = "BMekiker/mimi-onnx-streaming"
 MODEL_FILES = ("encoder_model.onnx", "decoder_model.onnx", "state_spec.txt")
@@ -251,3 +256,33 @@ def resolve_model(text: str | Path, cache_dir: Path | str | None = None) -> Path
     if problems:
         raise CorruptModel(corrupt_message(name, problems))
     return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Local int8 copies (made on this machine by app.codec.quantize, each with its measured quality)
+
+INT8_PARTS = ("encoder+decoder", "decoder")  # app.codec.quantize.PARTS, without importing onnx here
+
+
+def local_int8_models() -> list[tuple[Path, Int8Quality]]:
+    """Every int8 copy made on this machine whose source model still exists, with its quality record.
+
+    Reads only the data dir (a few small JSON files): fine on the GUI thread. Folders are resolved.
+    """
+    from app.codec.quantize import int8_models
+
+    return [(Path(folder).resolve(), quality) for folder, quality in int8_models()]
+
+
+def make_int8_copy(folder: Path | str, parts: str = INT8_PARTS[0],
+                   status: Callable[[str], None] | None = None) -> tuple[Path, Int8Quality]:
+    """The int8 copy of the model in `folder` (made once, then reused) and its measured quality.
+
+    Slow the first time (quantization, then ~20 s of test signal through both models: ~30 s at full
+    size, using every core): call it off the GUI thread. `status` gets short progress lines (from
+    the calling thread). Raises a codec ModelError (one line) if the copy cannot be made.
+    """
+    from app.codec.quantize import make_int8
+
+    target, quality = make_int8(Path(folder), parts=parts, status=status)
+    return Path(target).resolve(), quality

@@ -6,9 +6,10 @@ Widgets and their labels only; MainWindow connects them to the engine bridge and
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QAction, QFont
 from PySide6.QtWidgets import (
     QButtonGroup,
     QComboBox,
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QToolButton,
@@ -51,6 +53,45 @@ def kv_label(window: int | None) -> str:
         return "none (cache grows)"
     note = ", as trained" if window == 250 else ""
     return f"{window} tokens ({window / 25:g} s{note})"
+
+
+INT8_CHOICES = (  # app.models.INT8_PARTS, the menu's wording and what each choice means
+    ("encoder+decoder", "Encoder + decoder (fastest)",
+     "Both models in int8: the most speed; the encoder may pick a few codes differently from the float model"),
+    ("decoder", "Decoder only (codes unchanged)",
+     "Only the decoder in int8: the codes stay exactly the float model's; less speed-up"),
+)
+INT8_MEASURE_NOTE = ("quantizes, then plays ~20 s of test signal through both models to measure the SNR and "
+                     "speeds on this machine (about 30 s at full size); nothing is switched")
+
+
+def int8_source_name(quality) -> str:
+    """The name of the model an int8 copy was made from (its folder's name)."""
+    return Path(quality.source).name
+
+
+def int8_label(quality) -> str:
+    """The Variant list entry of an int8 copy: its source and its number, e.g.
+    "streaming-8cb · int8 · SNR 10.6 dB vs float · 20 vs 27 ms/frame"."""
+    return f"{int8_source_name(quality)} · {quality.label()}"
+
+
+def int8_tooltip(quality, folder: Path | str) -> str:
+    """Every number of an int8 copy's quality record, and what they mean."""
+    decoder_only = quality.parts == "decoder"
+    what = ("decoder only in int8: the encoder stays float, so the codes are exactly the float model's"
+            if decoder_only else "encoder and decoder in int8")
+    return "\n".join((
+        f"int8 copy of {quality.source}",
+        f"{what}; measured on this machine against the float model on {quality.frames / FRAME_RATE_HZ:.0f} s "
+        "of test signal:",
+        f"  SNR end to end (same input): {quality.snr_end_to_end_db:.1f} dB",
+        f"  SNR on the same codes (decoder alone): {quality.snr_same_codes_db:.1f} dB",
+        f"  identical codes: {quality.codes_agreement:.1%}",
+        f"  {quality.ms_per_frame:.1f} ms/frame vs {quality.original_ms_per_frame:.1f} float "
+        f"({quality.speedup:.2f}x), encode + decode, p50",
+        f"folder: {folder}",
+    ))
 
 
 def _combo(min_width: int = 0) -> QComboBox:
@@ -140,11 +181,22 @@ class ControlsPanel(QWidget):
         form = _form()
         model.setLayout(form)
         self.model_combo = _combo()
-        self.model_combo.setToolTip("Published variants (when downloaded) and model folders you added")
+        self.model_combo.setToolTip("Published variants (when downloaded), model folders you added, and int8 "
+                                    "copies made here (each with its SNR against the float model and its speed)")
         form.addRow("Variant", self.model_combo)
         self.open_model_button = QPushButton("Open model folder…")
         self.open_model_button.setToolTip("Add a folder with encoder_model.onnx, decoder_model.onnx, state_spec.txt (Ctrl+O)")
         form.addRow("", self.open_model_button)
+        self.int8_button = QPushButton("Make int8 copy…")
+        self.int8_menu = QMenu("Make int8 copy of the loaded model", self)
+        self.int8_menu.setToolTipsVisible(True)
+        self.int8_actions: dict[str, QAction] = {}
+        for parts, text, tip in INT8_CHOICES:
+            action = self.int8_menu.addAction(text)
+            action.setToolTip(f"{tip}. Makes the copy once: {INT8_MEASURE_NOTE}")
+            self.int8_actions[parts] = action
+        self.int8_button.setMenu(self.int8_menu)
+        form.addRow("", self.int8_button)
         self.codebooks_combo = _combo()
         self.codebooks_combo.setToolTip("Codebooks sent per 80 ms frame: each adds 11 bits (137.5 bps)")
         form.addRow("Codebooks", self.codebooks_combo)

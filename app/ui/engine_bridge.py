@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audio.engine import Engine, EngineConfig, load_codec
 from app.audio.metrics import EngineEvent, FrameMetrics
-from app.models import check_cached_model
+from app.models import check_cached_model, make_int8_copy
 from app.models.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,10 @@ def _same_model(a: Path | str | None, b: Path | str | None) -> bool:
         return False
 
 
-def _checked(model: Path, codebooks: int | None, kv_window: int | None) -> tuple:
+def _checked(model: Path, codebooks: int | None, kv_window: int | None, name: str) -> tuple:
     """Loader job before a live swap: raises CorruptModel if `model` is a damaged cached variant."""
     check_cached_model(model)
-    return model, codebooks, kv_window
+    return model, codebooks, kv_window, name
 
 
 class EngineBridge(QObject):
@@ -77,6 +77,7 @@ class EngineBridge(QObject):
     sigRunning = Signal(bool)
     sigCodec = Signal(object)  # the codec now loaded (StreamingCodec), after a load or a swap
     sigTick = Signal()  # every UI tick, after the frames
+    sigInt8 = Signal(object, object)  # an int8 copy made (or found made): its folder, its Int8Quality
 
     def __init__(self, engine_factory: Callable[[], Engine] = Engine, parent: QObject | None = None,
                  tick_ms: int = UI_TICK_MS):
@@ -89,6 +90,8 @@ class EngineBridge(QObject):
         self._job_kind = ""
         self._swap: threading.Thread | None = None
         self._busy_text = ""
+        self._job_status = ""  # the latest progress line of the job, written by the loader thread
+        self._shown_status = ""
         self._was_running = False
         self.timer = QTimer(self)
         self.timer.setInterval(tick_ms)
@@ -119,6 +122,7 @@ class EngineBridge(QObject):
             log.info("ignored %s: busy with %s", kind, self._busy_text)
             return False
         self._job_kind = kind
+        self._job_status = self._shown_status = ""
         self._job = self._executor.submit(fn, *args)
         self._set_busy(text)
         return True
@@ -126,32 +130,53 @@ class EngineBridge(QObject):
     # -- requests (GUI thread) -------------------------------------------------------------------
 
     def load_model(self, model: Path, codebooks: int | None = None, kv_window: int | None = 250,
-                   verify: bool = True) -> bool:
+                   verify: bool = True, name: str | None = None) -> bool:
         """Loads `model` (a preview while stopped; a live swap while running).
 
         A published variant from the HF cache is loaded only if every file matches the hub's
         checksums: the check (hashing it all, a second or more) runs first, on the loader thread;
         a failure is an "error" event and leaves the loaded (or running) codec as it was.
-        verify=False skips the check (a download has just checked every file).
+        verify=False skips the check (a download has just checked every file). `name` is what the
+        status bar calls the model (default: its folder's name).
         """
         model = Path(model)
+        name = name or model.name
         if self.running:
             if verify:  # check on the loader thread; _poll_jobs then asks the engine for the swap
-                return self._submit("check", f"Switching to {model.name}…", _checked, model, codebooks, kv_window)
-            return self._request_swap(f"Switching to {model.name}…", self.engine.request_codec,
+                return self._submit("check", f"Switching to {name}…", _checked, model, codebooks, kv_window, name)
+            return self._request_swap(f"Switching to {name}…", self.engine.request_codec,
                                       model=model, codebooks=codebooks)
 
         def load():
             from app.codec import StreamingCodec
+            from app.codec.tuning import tuned_threads
 
             if verify:
                 check_cached_model(model)
-            codec = StreamingCodec(model, codebooks=None, kv_window=kv_window)
+            codec = StreamingCodec(model, codebooks=None, kv_window=kv_window, threads=tuned_threads(model))
             if codebooks is not None and codebooks in codec.codebook_choices and codebooks != codec.num_codebooks:
                 codec.set_codebooks(codebooks)
             return codec, model
 
-        return self._submit("load", f"Loading {model.name}…", load)
+        return self._submit("load", f"Loading {name}…", load)
+
+    def make_int8(self, model: Path, parts: str, name: str | None = None) -> bool:
+        """Makes the int8 copy of `model` (or finds it made) on the loader thread; sigInt8 when done.
+
+        Takes ~30 s at full size the first time (quantization, then ~20 s of test signal through
+        both models on every core); the busy text follows its progress. Nothing is loaded: the
+        copy is only listed. A failure is an "error" event, like a failed load.
+        """
+        model = Path(model)
+        what = f"Making the int8 copy of {name or model.name}"
+
+        def make():
+            def status(text: str) -> None:
+                self._job_status = f"{what}: {text}"  # shown by the next UI tick (GUI thread)
+
+            return make_int8_copy(model, parts, status=status)
+
+        return self._submit("int8", f"{what}…", make)
 
     def set_codebooks(self, codebooks: int) -> bool:
         if self.running:
@@ -263,6 +288,10 @@ class EngineBridge(QObject):
             if self._job is None:
                 self.sigBusy.emit(False, "")
         job = self._job
+        status = self._job_status
+        if job is not None and status != self._shown_status:
+            self._shown_status = status
+            self._set_busy(status)
         if job is None or not job.done():
             return
         self._job, kind = None, self._job_kind
@@ -278,10 +307,15 @@ class EngineBridge(QObject):
             self.sigCodec.emit(self.codec)  # the window falls back to what is still loaded
             return
         if kind == "check":  # passed: now the live swap (a preview load if the engine stopped meanwhile)
-            model, codebooks, kv_window = result
-            if not self.load_model(model, codebooks, kv_window, verify=False):
+            model, codebooks, kv_window, name = result
+            if not self.load_model(model, codebooks, kv_window, verify=False, name=name):
                 self.sigBusy.emit(False, "")  # load_model has reported why
                 self.sigCodec.emit(self.codec)
+            return
+        if kind == "int8":
+            folder, quality = result
+            self.sigBusy.emit(False, "")
+            self.sigInt8.emit(folder, quality)
             return
         codec, model = result
         self.codec, self.codec_model = codec, model

@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
 from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW, Engine, EngineConfig
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
-from app.models import VARIANTS, find_cached, is_model_folder
+from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
 from app.ui import theme
 from app.ui.compat import guard_singleton_refcounts
-from app.ui.controls import ControlsPanel, format_bps
+from app.ui.controls import INT8_CHOICES, ControlsPanel, format_bps, int8_label, int8_source_name, int8_tooltip
 from app.ui.engine_bridge import EngineBridge
 from app.ui.plots import LevelMeter, PlotsPanel
 
@@ -159,6 +159,7 @@ class MainWindow(QMainWindow):
         self._busy = False
         self._download = None  # the DownloadDialog under way, if any
         self.download_fn = None  # tests point this at a fake hub; None = app.models.download_variant
+        self._int8: dict[str, object] = {}  # listed int8 copies: folder -> Int8Quality (read from disk)
         self._build()
         self._connect()
         self._shortcuts()
@@ -258,6 +259,7 @@ class MainWindow(QMainWindow):
         self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence.Open)
         self.open_action.triggered.connect(self.open_model_folder_dialog)
         menu.addAction(self.open_action)
+        menu.addMenu(self.controls.int8_menu)
         quit_action = QAction("Quit", self, shortcut=QKeySequence.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
@@ -267,6 +269,8 @@ class MainWindow(QMainWindow):
         c.start_button.clicked.connect(self.toggle_running)
         c.model_combo.currentIndexChanged.connect(self._on_model_chosen)
         c.open_model_button.clicked.connect(self.open_model_folder_dialog)
+        for parts, action in c.int8_actions.items():
+            action.triggered.connect(lambda _=False, p=parts: self.make_int8_copy(p))
         c.codebooks_combo.currentIndexChanged.connect(self._on_codebooks_chosen)
         c.kv_combo.currentIndexChanged.connect(self._on_kv_chosen)
         c.source_combo.currentIndexChanged.connect(self._on_source_chosen)
@@ -286,6 +290,7 @@ class MainWindow(QMainWindow):
         b.sigRunning.connect(self._on_running)
         b.sigCodec.connect(self._on_codec)
         b.sigTick.connect(self._on_tick)
+        b.sigInt8.connect(self._on_int8)
 
     def _shortcuts(self) -> None:
         for keys, slot in (("1", lambda: self.set_monitor("codec")), ("2", lambda: self.set_monitor("bypass")),
@@ -381,9 +386,21 @@ class MainWindow(QMainWindow):
             if path is None:
                 model.item(combo.count() - 1).setToolTip(f"Not downloaded yet: choose it to download "
                                                          f"~{v.size_mb} MB from the Hugging Face hub")
+        try:
+            int8 = local_int8_models()
+        except Exception:  # noqa: BLE001 - an unreadable data dir lists no int8 copies, never a crash
+            log.exception("listing the int8 copies failed")
+            int8 = []
+        self._int8 = {str(folder): quality for folder, quality in int8}
         for folder in self.model_folders():
+            if folder in self._int8:  # listed below, with its numbers
+                continue
             combo.addItem(f"{Path(folder).name}  — {folder}", folder)
             combo.setItemData(combo.count() - 1, folder, Qt.ToolTipRole)
+        # Local int8 copies: each labelled with its SNR against the float model and both speeds.
+        for folder, quality in self._int8.items():
+            combo.addItem(int8_label(quality), folder)
+            combo.setItemData(combo.count() - 1, int8_tooltip(quality, folder), Qt.ToolTipRole)
         def usable(i: int) -> bool:
             return bool(combo.itemData(i)) and not str(combo.itemData(i)).startswith(DOWNLOAD_PREFIX)
 
@@ -421,7 +438,64 @@ class MainWindow(QMainWindow):
 
     def _load(self, model: Path, verify: bool = True) -> None:
         self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
-                               kv_window=self.controls.kv_window(), verify=verify)
+                               kv_window=self.controls.kv_window(), verify=verify, name=self.model_name(model))
+
+    def model_name(self, model: Path | str | None) -> str:
+        """What the window calls a model: its folder's name, or "<source> int8" for an int8 copy."""
+        if model is None:
+            return ""
+        quality = self._int8.get(str(model))
+        if quality is None:
+            return Path(model).name
+        return f"{int8_source_name(quality)} {'int8' if quality.parts == 'encoder+decoder' else 'int8 decoder'}"
+
+    def int8_copy_blocker(self) -> str | None:
+        """Why "Make int8 copy" is unavailable now, or None if it is available."""
+        model = self.bridge.codec_model
+        if model is None:
+            return "Load a model first: the int8 copy is made from the loaded model"
+        if str(model) in self._int8:
+            return "The loaded model is already an int8 copy: load its float model to make another"
+        if self.bridge.running:
+            # The measurement runs both models flat out for ~20 s: on this kind of machine the live
+            # audio would glitch, and the speeds it records for good would be skewed by the stream.
+            return ("Stop streaming first: measuring the copy runs both models flat out for ~20 s, which "
+                    "would glitch the audio and skew the speeds it records")
+        if self.bridge.busy:
+            return "Busy: wait for the current job to finish"
+        return None
+
+    def make_int8_copy(self, parts: str) -> bool:
+        """Makes (once) the int8 copy of the loaded model, on the loader thread, and lists it.
+
+        `parts`: "encoder+decoder" or "decoder". The copy is not loaded: the user picks it from the
+        Variant list, where its SNR against the float model stands next to its speed.
+        """
+        blocker = self.int8_copy_blocker()
+        if blocker is not None:
+            self.show_message("warning", blocker)
+            return False
+        model = self.bridge.codec_model
+        if not self.bridge.make_int8(model, parts, name=self.model_name(model)):
+            return False
+        self.banner.hide()
+        return True
+
+    def _on_int8(self, folder: Path, quality) -> None:
+        known = str(folder) in self._int8
+        self._populate_models(select=str(self.controls.model_combo.currentData() or ""))
+        if self.controls.model_combo.findData(str(folder)) < 0:  # its source moved meanwhile
+            self.show_message("warning", f"the int8 copy was made in {folder} but its source model is gone")
+            return
+        q = quality
+        what = next(text for parts, text, _ in INT8_CHOICES if parts == q.parts).split(" (")[0].lower()
+        self.show_message("info", (
+            f"{'Already made' if known else 'Made'}: int8 copy of {int8_source_name(q)} ({what}). "
+            f"Against the float model, on this machine: SNR {q.snr_end_to_end_db:.1f} dB end to end, "
+            f"{q.snr_same_codes_db:.1f} dB on the same codes, {q.codes_agreement:.1%} identical codes; "
+            f"{q.ms_per_frame:.1f} vs {q.original_ms_per_frame:.1f} ms/frame ({q.speedup:.2f}x). "
+            f"Pick \"{int8_label(q)}\" in the Variant list to listen to it."))
+        self._update_enabled()
 
     def download_variant(self, name: str) -> None:
         """Downloads a published variant with a progress dialog, then loads it."""
@@ -499,7 +573,12 @@ class MainWindow(QMainWindow):
             c.set_codebook_choices(tuple(codec.codebook_choices), codec.num_codebooks, size)
             self.plots.codebooks.set_model(codec.max_codebooks, size)
             notes = [n for n in (codec.codebook_note, codec.kv_warning) if n]
-            c.set_note(c.model_note, "; ".join(notes) or None, theme.DECODE if notes else None)
+            quality = self._int8.get(str(self.bridge.codec_model))
+            int8 = (f"{self.model_name(self.bridge.codec_model)}: SNR {quality.snr_end_to_end_db:.1f} dB vs float, "
+                    f"{quality.ms_per_frame:.1f} vs {quality.original_ms_per_frame:.1f} ms/frame"
+                    if quality is not None else None)
+            text = "; ".join(n for n in (int8, *notes) if n)
+            c.set_note(c.model_note, text or None, theme.DECODE if notes else None)
         self._sync_model_combo()
         self._refresh_text()
         self._update_enabled()
@@ -741,6 +820,12 @@ class MainWindow(QMainWindow):
             widget.setToolTip("Stop to change" if running else "")
         c.input_combo.setEnabled(not running and not busy and c.source_combo.currentData() == "mic")
         c.record_button.setEnabled(not busy)
+        blocker = self.int8_copy_blocker()
+        c.int8_button.setEnabled(blocker is None)
+        c.int8_menu.menuAction().setEnabled(blocker is None)
+        c.int8_button.setToolTip(blocker or "Make a local int8 copy of the loaded model (ONNX Runtime dynamic "
+                                            "quantization), measure it against the float model and list it "
+                                            "in the Variant list with its SNR and speed")
 
     def _refresh_text(self) -> None:
         """Readouts and status bar, ~4 Hz."""
@@ -751,7 +836,7 @@ class MainWindow(QMainWindow):
         r["monitor"].set(self.monitor().upper(), {"codec": theme.OUTPUT, "bypass": theme.INPUT,
                                                   "residual": theme.DECODE}[self.monitor()])
         model = self.bridge.codec_model
-        s["model"].setText(f"{model.name} · {codec.num_codebooks} cb" if model and codec else "no model")
+        s["model"].setText(f"{self.model_name(model)} · {codec.num_codebooks} cb" if model and codec else "no model")
         s["bitrate"].setText(format_bps(bitrate) if bitrate else "")
         recent = list(self._recent)
         if recent and self.bridge.running:
