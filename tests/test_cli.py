@@ -320,6 +320,8 @@ def test_bench_runs_and_its_json_is_well_formed(capsys):
     assert result["speedup_p50"] > 0 and result["int8_speedup_p50"] > 0
     assert result["app_settings"]["threads"] == 1 and result["app_settings"]["threads_tuned"] is True  # MIMI_LIVE_THREADS
     assert result["app_int8"]["parts"] == "decoder" and result["app_int8"]["codes_agreement"] == 1.0
+    piped = result["app_pipelined"]
+    assert piped["frames"] == 30 and piped["wall_ms_per_frame"] > 0 and piped["threads_per_direction"] == 1
 
 
 def test_quantize_json_then_the_copy_runs(tmp_path, capsys, tiny8):
@@ -328,3 +330,13 @@ def test_quantize_json_then_the_copy_runs(tmp_path, capsys, tiny8):
     assert report["snr_end_to_end_db"] == report["snr_same_codes_db"] > 20
     wav = write_tone(tmp_path / "in.wav", 24000, 0.5)
     assert main(["roundtrip", str(wav), str(tmp_path / "out.wav"), "--model", report["folder"]]) == 0
+
+
+def test_bench_without_the_naive_loop_reports_flatness_and_memory(capsys):
+    assert main(["bench", "--model", str(FIXTURES / "tiny-8cb"), "--frames", "160", "--no-naive", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["naive"] is None and "speedup_p50" not in result
+    rss = result["app"]["rss_mb"]
+    assert rss["start"] <= rss["after_warmup"] and result["app_rss_growth_mb"] == round(rss["end"] - rss["after_warmup"], 1)
+    assert result["app_last_vs_first_minute"] == 1.0  # 160 frames: one minute only
+    assert result["app"]["kv_length_end"][0] <= 250 + result["app_settings"]["kv_slack"]

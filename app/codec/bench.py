@@ -2,8 +2,10 @@
 
 Frames are processed back to back (not paced by a clock), so minutes of session take less time
 than they would live. Each side reports per-frame encode/decode/total times (p50/p95/p99), the
-real-time factor, the KV length at the end, process memory before and after, and the CPU seconds
-it burnt per frame (what is left of the machine for the GUI and the audio callbacks).
+real-time factor, the KV length at the end, process memory (before, 12 s in, at the end), and the
+CPU seconds it burnt per frame (what is left of the machine for the GUI and the audio callbacks).
+A third run pipelines the app's codec (encoder a frame ahead on its own thread, half the threads
+each): the throughput files get; a live chunk's own latency is the sequential one.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import psutil
 
 from app.codec.contract import model_files
 from app.codec.spec import parse_state_spec
+from app.codec.pipeline import pipelined
 from app.codec.quantize import make_int8
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads
 from app.config import FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 
 FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
+# Memory growth is counted from here: 12 s in, the app's KV caches have reached their window.
+SETTLED_FRAME = 150
 
 
 def bench_input(frames: int, seed: int = 0) -> np.ndarray:
@@ -93,11 +98,15 @@ def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
     codec = make()
     frames = len(pcm) // FRAME_SIZE
     encode_ms, decode_ms = np.zeros(frames), np.zeros(frames)
+    settled = min(SETTLED_FRAME, frames - 1)
+    rss_settled = 0
     cpu_start, wall_start = time.process_time(), time.perf_counter()
     for i in range(frames):
         codes = codec.encode(pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE])
         codec.decode(codes)
         encode_ms[i], decode_ms[i] = codec.last_encode_ms, codec.last_decode_ms
+        if i == settled:
+            rss_settled = process.memory_info().rss
     cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
     total = encode_ms + decode_ms
     minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE] for m in range(-(-frames // FRAMES_PER_MINUTE))]
@@ -109,45 +118,73 @@ def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
         "total_ms_p50_by_minute": [round(float(np.median(m)), 2) for m in minutes if len(m)],
         "rtf": round(float(total.mean()) / FRAME_MS, 3),
         "kv_length_end": list(codec.kv_length),
-        "rss_mb": {"start": round(rss_start / 1e6, 1), "end": round(process.memory_info().rss / 1e6, 1)},
+        "rss_mb": {"start": round(rss_start / 1e6, 1), "after_warmup": round(rss_settled / 1e6, 1),
+                   "end": round(process.memory_info().rss / 1e6, 1)},
         "cpu_s_per_frame": round(cpu_s / frames, 4),
         "wall_s": round(wall_s, 1),
+        "wall_ms_per_frame": round(wall_s * 1000 / frames, 2),
+    }
+
+
+def run_pipelined(make: Callable[[], StreamingCodec], pcm: np.ndarray) -> dict:
+    """Throughput with the encoder a frame ahead on its own thread (files, not live: see pipeline)."""
+    codec = make()
+    frames = len(pcm) // FRAME_SIZE
+    chunks = (pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE] for i in range(frames))
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    times = np.array([(enc, dec) for _, _, enc, dec in pipelined(codec, chunks)])
+    cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
+    return {
+        "frames": frames,
+        "threads_per_direction": codec.threads,
+        "encode_ms": _quantiles(times[:, 0]),
+        "decode_ms": _quantiles(times[:, 1]),
+        "wall_ms_per_frame": round(wall_s * 1000 / frames, 2),
+        "rtf": round(wall_s * 1000 / frames / FRAME_MS, 3),
+        "cpu_s_per_frame": round(cpu_s / frames, 4),
     }
 
 
 def run_bench(
-    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250, int8: str | None = None
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250, int8: str | None = None,
+    naive: bool = True,
 ) -> dict:
     """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.
 
     `int8` is None, "encoder+decoder" or "decoder": the local int8 copy (made once, see quantize).
+    `naive` False leaves the naive loop out (long sessions: its growing cache makes it crawl).
     """
     pcm = bench_input(frames)
     tuned = threads is None
     threads = threads or tuned_threads(folder)
-    made: list[StreamingCodec] = []
+    settings = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window, "spinning": False}
 
-    def app_codec(model: Path) -> StreamingCodec:
-        made.append(StreamingCodec(model, threads=threads, kv_window=kv_window))
-        return made[-1]
+    def app_codec(model: Path, threads: int = threads) -> StreamingCodec:
+        codec = StreamingCodec(model, threads=threads, kv_window=kv_window)
+        settings.update(kv_slack=codec._kv_slack, graph_rewrite=list(codec.rewritten))
+        return codec
 
-    naive = run_side(lambda: NaiveLoop(folder), pcm)
+    baseline = run_side(lambda: NaiveLoop(folder), pcm) if naive else None
     app = run_side(lambda: app_codec(folder), pcm)
+    half = max(1, threads // 2)
+    piped = run_pipelined(lambda: app_codec(folder, half), pcm)
     first, last = slice(0, FRAMES_PER_MINUTE), slice(max(0, frames - FRAMES_PER_MINUTE), frames)
     result = {
         "model": str(folder),
         "frames": frames,
         "audio_s": frames * FRAME_MS / 1000,
-        "app_settings": {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window,
-                         "kv_slack": made[0]._kv_slack, "graph_rewrite": list(made[0].rewritten),
-                         "spinning": False},
-        "naive": naive,
+        "app_settings": settings,
+        "naive": baseline,
         "app": app,
-        "speedup_p50": round(naive["total_ms"]["p50"] / app["total_ms"]["p50"], 2),
-        "speedup_first_minute": _ratio(naive, app, 0),
-        "speedup_last_minute": _ratio(naive, app, -1),
+        "app_pipelined": piped,
+        "app_last_vs_first_minute": round(app["total_ms_p50_by_minute"][-1] / app["total_ms_p50_by_minute"][0], 3),
+        "app_rss_growth_mb": round(app["rss_mb"]["end"] - app["rss_mb"]["after_warmup"], 1),
         "note": f"first minute = frames {first.start}..{first.stop - 1}, last = {last.start}..{last.stop - 1}",
     }
+    if baseline is not None:
+        result["speedup_p50"] = round(baseline["total_ms"]["p50"] / app["total_ms"]["p50"], 2)
+        result["speedup_first_minute"] = _ratio(baseline, app, 0)
+        result["speedup_last_minute"] = _ratio(baseline, app, -1)
     if int8 is not None:
         int8_folder, quality = make_int8(folder, parts=int8)
         side = run_side(lambda: app_codec(int8_folder), pcm)
@@ -155,8 +192,10 @@ def run_bench(
                               "snr_same_codes_db": quality.snr_same_codes_db,
                               "snr_end_to_end_db": quality.snr_end_to_end_db,
                               "codes_agreement": quality.codes_agreement}
-        result["int8_speedup_p50"] = round(naive["total_ms"]["p50"] / side["total_ms"]["p50"], 2)
-        result["int8_speedup_last_minute"] = _ratio(naive, side, -1)
+        if baseline is not None:
+            result["int8_speedup_p50"] = round(baseline["total_ms"]["p50"] / side["total_ms"]["p50"], 2)
+            result["int8_speedup_first_minute"] = _ratio(baseline, side, 0)
+            result["int8_speedup_last_minute"] = _ratio(baseline, side, -1)
     return result
 
 
