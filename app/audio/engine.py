@@ -179,7 +179,6 @@ class _Session:
     applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
     started_at: float = field(default_factory=time.perf_counter)
     requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
-    first_audio_pos: int | None = None  # output ring position where the first chunk begins
 
 
 class Engine:
@@ -402,7 +401,6 @@ class Engine:
             self._finish(f"device error: {error}")
             return False
         self._run_actions(session)
-        self._watch_first_audio(session)
         self._adapt_preroll(session)
         config, source, sink = session.config, session.source, session.sink
         if source.live:
@@ -422,7 +420,7 @@ class Engine:
         out = self._monitor_mix(session, dry, wet)
         if session.chunks == 0:
             self._align_first_chunk(session)
-            session.first_audio_pos = session.io.output_ring.write_pos
+            self._note_first_audio(session, sink.level())
         buffered = sink.level()
         if source.live and self._latency_crept(session, buffered):
             session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
@@ -437,16 +435,14 @@ class Engine:
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered)
         return True
 
-    def _watch_first_audio(self, session: _Session) -> None:
-        """Notes when the device starts reading the first chunk (the worker polls every few ms)."""
-        if session.first_audio_pos is None or "first_audio_s" in self.info:
-            return
-        if session.io.output_ring.read_pos > session.first_audio_pos:
-            now = time.perf_counter()
-            self.info["first_audio_s"] = {
-                "after_start": round(now - session.requested_at, 3),  # from start(): load, devices, pre-roll
-                "after_launch": round(process_age_s(), 3),  # from process start
-            }
+    def _note_first_audio(self, session: _Session, buffered: int) -> None:
+        """When the first chunk will be heard, as the latency readout reckons it: now, plus the
+        audio queued ahead of it, plus the output device's latency."""
+        ahead = buffered / SAMPLE_RATE_HZ + session.io.output_latency_s
+        self.info["first_audio_s"] = {
+            "after_start": round(time.perf_counter() - session.requested_at + ahead, 3),  # load, devices, pre-roll
+            "after_launch": round(process_age_s() + ahead, 3),  # from process start
+        }
 
     def _align_first_chunk(self, session: _Session) -> None:
         # The streams start at slightly different moments; whatever the speaker consumed before
