@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from app.codec.kvwindow import DEFAULT_KV_SLACK
 from conftest import model_dir
 
 pytestmark = pytest.mark.pulse
@@ -122,6 +123,8 @@ def test_sixty_seconds_of_codec_mode_without_underruns(pulse_server, tmp_path) -
     assert summary["frames"] >= (seconds + 2) * 12.5 * 0.95
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
     assert len(rows) >= 0.95 * (seconds + 2) * 12.5
-    assert rows[-1]["kv_encoder"] == 250 and rows[-1]["kv_decoder"] == 250  # the window holds
+    late = rows[len(rows) // 2 :]  # 30 s in: the 250-token window (10 s) is full
+    for side in ("kv_encoder", "kv_decoder"):  # the window holds: cut back to 250 every 16 tokens
+        assert min(r[side] for r in late) == 250 and max(r[side] for r in late) == 250 + DEFAULT_KV_SLACK
     assert max(r["input_level_db"] for r in rows) > -40  # the microphone path carried the noise
     assert np.sqrt(np.mean(played[RATE:] ** 2)) > 1e-3  # and the speaker played something
