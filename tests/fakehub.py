@@ -51,16 +51,14 @@ def fixture_files(variants: tuple[str, ...] | None = None) -> dict[str, bytes]:
     return files
 
 
-class FakeHub:
-    def __init__(self, files: dict[str, bytes] | None = None) -> None:
-        self.files = fixture_files() if files is None else files
-        self.drop_once: set[str] = set()
-        self.corrupt: set[str] = set()
-        self.fail_status: dict[str, int] = {}
-        self.requests: list[tuple[str, str, str | None]] = []
-        self._dropped: set[str] = set()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+class LocalServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port); its handler reaches this object as
+    `<owner_attr>`. Subclasses set `handler`, `owner_attr` and `thread_name`."""
+
+    handler: type[BaseHTTPRequestHandler]
+    owner_attr = "owner"
+    thread_name = "localserver"
+    _server: ThreadingHTTPServer | None = None
 
     @property
     def endpoint(self) -> str:
@@ -68,16 +66,11 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> FakeHub:
-        hub = self
-
-        class Handler(_Handler):
-            fake = hub
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def start(self):
+        handler = type("Handler", (self.handler,), {self.owner_attr: self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fakehub", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, name=self.thread_name, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -86,11 +79,23 @@ class FakeHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeHub:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class FakeHub(LocalServer):
+    owner_attr, thread_name = "fake", "fakehub"
+
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.files = fixture_files() if files is None else files
+        self.drop_once: set[str] = set()
+        self.corrupt: set[str] = set()
+        self.fail_status: dict[str, int] = {}
+        self.requests: list[tuple[str, str, str | None]] = []
+        self._dropped: set[str] = set()
 
     @staticmethod
     def is_lfs(path: str) -> bool:
@@ -204,6 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+FakeHub.handler = _Handler
+
+
 if __name__ == "__main__":  # manual use: python tests/fakehub.py, then HF_ENDPOINT=<printed url>
     import time
 
@@ -211,3 +219,4 @@ if __name__ == "__main__":  # manual use: python tests/fakehub.py, then HF_ENDPO
         print(hub.endpoint, flush=True)
         while True:
             time.sleep(3600)
+

@@ -45,7 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from fakehub import REPO_ID, fixture_files
+from fakehub import REPO_ID, LocalServer, fixture_files
 
 OLAH_REQUIREMENT = "olah==0.5.4"  # keep equal to the pin in pyproject.toml's dev extra
 START_TIMEOUT_S = 30.0
@@ -205,8 +205,10 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "
 SERVER_SET = {"date", "server"}  # BaseHTTPRequestHandler.send_response writes its own
 
 
-class FaultProxy:
+class FaultProxy(LocalServer):
     """HTTP/1.1 reverse proxy to `upstream`; cuts or alters the bodies of chosen repository files."""
+
+    owner_attr, thread_name = "fault", "faultproxy"
 
     def __init__(self, upstream: str) -> None:
         u = urlsplit(upstream)
@@ -216,36 +218,6 @@ class FaultProxy:
         self.requests: list[tuple[str, str, str | None]] = []
         self._dropped: set[str] = set()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FaultProxy:
-        proxy = self
-
-        class Handler(_ProxyHandler):
-            fault = proxy
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="faultproxy", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def file_gets(self, repo_path: str | None = None) -> list[tuple[str, str, str | None]]:
         """GET /.../resolve/... requests, optionally only those of one repository path."""
@@ -335,6 +307,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 pass
 
 
+FaultProxy.handler = _ProxyHandler
+
+
 if __name__ == "__main__":  # manual use: python tests/thirdparty_hub.py, then HF_ENDPOINT=<printed url>
     import tempfile
 
@@ -345,3 +320,4 @@ if __name__ == "__main__":  # manual use: python tests/thirdparty_hub.py, then H
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
