@@ -111,11 +111,18 @@ def _hub_client() -> str:
     return f"huggingface_hub {huggingface_hub.__version__}"
 
 
+def _int8_quantizer() -> str:
+    # Import only: ONNX Runtime's quantizer loads sibling modules by top-level name (see build_app.spec).
+    from onnxruntime.quantization import quantize_dynamic  # noqa: F401
+
+    return "int8 quantizer"
+
+
 def run() -> str:
     """Runs every check; returns the summary line or raises SelfTestError."""
     start = time.perf_counter()
     checks = (("codec", lambda: _codec_roundtrip(selftest_model_dir())), ("audio libraries", _native_libraries),
-              ("Qt", _qt), ("model downloads", _hub_client))
+              ("Qt", _qt), ("model downloads", _hub_client), ("int8 copies", _int8_quantizer))
     results = {}
     for name, check in checks:
         try:
@@ -130,7 +137,8 @@ def run() -> str:
     return (f"{APP_ID} self-test: ok in {time.perf_counter() - start:.1f} s: "
             f"{TONE_S:g} s {TONE_HZ:g} Hz tone through {codec['codebooks']} codebooks, {codec['frames']} "
             f"frames of 80 ms, RTF {codec['rtf']:.2f}; onnxruntime {onnxruntime.__version__}; "
-            f"{results['audio libraries']}; {results['Qt']}; {results['model downloads']}")
+            f"{results['audio libraries']}; {results['Qt']}; {results['model downloads']}; "
+            f"{results['int8 copies']}")
 
 
 def main() -> int:

@@ -67,5 +67,5 @@ def test_bundle_builds_and_passes_its_self_test(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mimi-live self-test: ok"), run.stdout
-    assert "(offscreen)" in lines[0]
+    assert "(offscreen)" in lines[0] and lines[0].endswith("; int8 quantizer")  # the spec's transformers files
     print(f"\nbundle: build {build_s:.0f} s, self-test {selftest_s:.1f} s: {lines[0]}")
