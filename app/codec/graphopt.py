@@ -1,17 +1,22 @@
-"""Rewrite Mimi's big strided convolutions as one MatMul each (an exact graph edit).
+"""Rewrite Mimi's big convolutions as one MatMul each (an exact graph edit).
 
 SEANet's down- and up-sampling layers are 1-D ``Conv`` / ``ConvTranspose`` with
-``kernel == 2 * stride``. In a streaming step they see only a few output steps,
+``kernel == 2 * stride``, and its widest layers are stride-1 convs (1024 <-> 512
+channels, kernel 3 or 7). In a streaming step they see only a few output steps,
 so their cost is reading the weights (the largest are 512x1024x16: 33 MB fp32).
 ONNX Runtime's Conv goes through im2col and its ConvTranspose through col2im
 with an unpacked weight; the same arithmetic as a ``MatMul`` on a constant
 weight gets the prepacked GEMM (and can be quantized to int8 like the
-transformer's matmuls). The rewrite relies on ``kernel == 2 * stride``:
+transformer's matmuls):
 
-- Conv: the input splits into blocks of ``stride`` samples; output step t reads
-  blocks t and t+1, so ``[blocks t | block t+1]`` rows times ``W.T`` is the conv.
-- ConvTranspose: each input step times ``W`` gives ``2 * stride`` samples; the
-  first half lands in output block t, the second in block t+1 (overlap-add).
+- Conv, ``kernel == 2 * stride``: the input splits into blocks of ``stride``
+  samples; output step t reads blocks t and t+1, so ``[block t | block t+1]``
+  rows times ``W.T`` is the conv.
+- Conv, stride 1: column j of output step t is input sample t + j: ``kernel``
+  shifted slices side by side, times ``W.T``.
+- ConvTranspose, ``kernel == 2 * stride``: each input step times ``W`` gives
+  ``2 * stride`` samples; the first half lands in output block t, the second in
+  block t+1 (overlap-add).
 
 Only layers with at least ``min_weights`` weights, group 1, no padding,
 dilation 1 and constant weights are rewritten; everything else stays as it is.
@@ -59,9 +64,12 @@ def _rewritable(node: onnx.NodeProto, weights: dict[str, np.ndarray], min_weight
     attrs = _attributes(node)
     kernel = attrs.get("kernel_shape", list(w.shape[2:]))
     strides = attrs.get("strides", [1])
+    # kernel == 2 * stride (the resampling layers), or a plain stride-1 conv (Conv only)
+    shape_ok = len(strides) == 1 and w.ndim == 3 and (
+        w.shape[2] == 2 * strides[0] > 2 or (node.op_type == "Conv" and strides[0] == 1 and w.shape[2] > 1))
     return (
-        w.ndim == 3 and w.dtype in (np.float32, np.float16) and w.size >= min_weights
-        and list(kernel) == [w.shape[2]] and len(strides) == 1 and w.shape[2] == 2 * strides[0] > 2
+        shape_ok and w.dtype in (np.float32, np.float16) and w.size >= min_weights
+        and list(kernel) == [w.shape[2]]
         and attrs.get("group", 1) == 1
         and all(d == 1 for d in attrs.get("dilations", [1]))
         and all(p == 0 for p in attrs.get("pads", [0, 0]))
@@ -97,9 +105,36 @@ def _i64(*values: int) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
+def _matmul_conv_tail(b: _Builder, pairs: str, w: np.ndarray, bias: str | None, y: str) -> None:
+    """[N, C_in, steps, kernel] input columns -> the conv's [N, C_out, steps] output."""
+    out_ch, in_ch, kernel = w.shape
+    rows = b.op("Transpose", [pairs], perm=[0, 2, 1, 3])
+    rows = b.op("Reshape", [rows, b.const("rows_shape", _i64(0, 0, in_ch * kernel))])
+    product = b.op("MatMul", [rows, b.weight(w.reshape(out_ch, -1).T)])
+    if bias:
+        product = b.op("Add", [product, bias])
+    b.op("Transpose", [product], output=y, perm=[0, 2, 1])
+
+
+def _stride1_conv_nodes(b: _Builder, x: str, w: np.ndarray, bias: str | None, y: str) -> None:
+    """Stride 1: column j of output step t is input sample t + j, a slice with a fixed end offset."""
+    kernel = w.shape[2]
+    samples = b.op("Unsqueeze", [x, b.const("last_axis", _i64(3))])  # [N, C_in, L, 1]
+    axis = b.const("time_axis", _i64(2))
+    columns = [
+        b.op("Slice", [samples, b.const(f"from{j}", _i64(j)),
+                       b.const(f"to{j}", _i64(j - kernel + 1 if j < kernel - 1 else np.iinfo(np.int64).max)), axis])
+        for j in range(kernel)
+    ]
+    _matmul_conv_tail(b, b.op("Concat", columns, axis=3), w, bias, y)
+
+
 def _conv_nodes(b: _Builder, x: str, w: np.ndarray, bias: str | None, y: str) -> None:
     out_ch, in_ch, kernel = w.shape
     stride = kernel // 2
+    if kernel != 2 * stride:
+        _stride1_conv_nodes(b, x, w, bias, y)
+        return
     # Whole blocks only: L // stride blocks give L // stride - 1 output steps, as the conv does.
     length = b.op("Gather", [b.op("Shape", [x]), b.const("axis2", _i64(2))])
     used = b.op("Mul", [b.op("Div", [length, b.const("stride", _i64(stride))]), b.const("stride_again", _i64(stride))])
@@ -108,13 +143,7 @@ def _conv_nodes(b: _Builder, x: str, w: np.ndarray, bias: str | None, y: str) ->
     axis = b.const("block_axis", _i64(2))
     first = b.op("Slice", [blocks, b.const("from0", _i64(0)), b.const("to_last", _i64(-1)), axis])
     second = b.op("Slice", [blocks, b.const("from1", _i64(1)), b.const("to_end", _i64(np.iinfo(np.int64).max)), axis])
-    pairs = b.op("Concat", [first, second], axis=3)  # [N, C_in, steps, kernel]
-    rows = b.op("Transpose", [pairs], perm=[0, 2, 1, 3])
-    rows = b.op("Reshape", [rows, b.const("rows_shape", _i64(0, 0, in_ch * kernel))])
-    product = b.op("MatMul", [rows, b.weight(w.reshape(out_ch, -1).T)])
-    if bias:
-        product = b.op("Add", [product, bias])
-    b.op("Transpose", [product], output=y, perm=[0, 2, 1])
+    _matmul_conv_tail(b, b.op("Concat", [first, second], axis=3), w, bias, y)  # [N, C_in, steps, kernel]
 
 
 def _conv_transpose_nodes(b: _Builder, x: str, w: np.ndarray, bias: str | None, y: str) -> None:
@@ -196,7 +225,7 @@ def _drop_unread(graph: onnx.GraphProto) -> None:
 
 # -- the cached, checked copy the codec loads -----------------------------------------------------
 
-_REWRITE_VERSION = 1
+_REWRITE_VERSION = 2
 _PROBE_TOLERANCE = 1e-4
 
 
