@@ -147,6 +147,7 @@ def _info_summary(codec) -> dict:
         "conv_states": {"encoder": len(spec.encoder), "decoder": len(spec.decoder)},
         "sample_rate_hz": int(codec.sample_rate),
         "frame_size": int(codec.frame_size),
+        "runs_with": {"threads": codec.threads, "convs_as_matmul": dict(zip(("encoder", "decoder"), codec.rewritten))},
     }
 
 
@@ -182,6 +183,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"decoder {s['conv_states']['decoder']}")
     print(f"audio:          {s['sample_rate_hz']} Hz mono, {s['frame_size']} samples per frame "
           f"({FRAME_MS} ms)")
+    runs = s["runs_with"]
+    rewritten = [side for side, done in runs["convs_as_matmul"].items() if done]
+    print(f"runs with:      {runs['threads']} thread(s) per session; big convs as MatMuls: "
+          f"{' and '.join(rewritten) if rewritten else 'none (no layer big enough)'}")
     return 0
 
 

@@ -162,7 +162,7 @@ def run_bench(
     def app_codec(model: Path, threads: int = threads) -> StreamingCodec:
         codec = StreamingCodec(model, threads=threads, kv_window=kv_window)
         if model == folder:  # the settings are the float model's (an int8 copy has nothing left to rewrite)
-            settings.update(kv_slack=codec._kv_slack, graph_rewrite=list(codec.rewritten))
+            settings.update(kv_slack=codec.kv_slack, graph_rewrite=list(codec.rewritten))
         return codec
 
     baseline = run_side(lambda: NaiveLoop(folder), pcm) if naive else None

@@ -206,6 +206,11 @@ class StreamingCodec:
         return self._kv_window
 
     @property
+    def kv_slack(self) -> int:
+        """Tokens a cache may run past the window before it is cut back to it."""
+        return self._kv_slack
+
+    @property
     def position_layouts(self) -> tuple[PositionLayout, PositionLayout]:
         """(encoder, decoder) rotary position layouts found by the load-time probe."""
         return self._enc_window.layout, self._dec_window.layout
