@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import app.codec.codebooks as codebooks
 from app.codec.codebooks import CodebookEditUnsupported, decoder_with_zero_rows, find_codebook_tables
+from app.codec.derived import MADE_FROM_FILE
 from app.codec.errors import InputError, ModelError
 from app.codec.streaming import StreamingCodec
 from conftest import model_dir
@@ -77,7 +78,8 @@ def test_cache_key_follows_source_mtime(tmp_path: Path) -> None:
     stamp = source.stat().st_mtime_ns
     os.utime(source, ns=(stamp + 10**9, stamp + 10**9))
     second = decoder_with_zero_rows(source, cache_dir=tmp_path / "cache")
-    assert second != first and first.is_file() and second.is_file()
+    assert second != first and second.is_file()
+    assert not first.parent.exists()  # the edit of the old file is removed, not left to pile up
 
 
 def test_default_cache_dir_uses_data_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,7 +104,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(codebooks.onnx, "save_model", real_save)
     edited = decoder_with_zero_rows(source, cache_dir=tmp_path)
     assert onnx.load(str(edited)).graph.input[0].name == "audio_codes"
-    assert [p.name for p in edited.parent.iterdir()] == ["decoder_model.onnx"]
+    assert sorted(p.name for p in edited.parent.iterdir()) == ["decoder_model.onnx", MADE_FROM_FILE]
 
 
 def _codes_graph(table_source: str) -> onnx.ModelProto:

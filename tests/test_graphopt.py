@@ -141,3 +141,24 @@ def test_source_folder_is_never_touched(tmp_path: Path, rewrite_everything) -> N
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     StreamingCodec(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_replaced_and_orphaned_rewrites_are_removed(tmp_path: Path, rewrite_everything) -> None:
+    import os
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir("tiny-8cb"), folder)
+    cache = tmp_path / "cache"
+    first = optimized_model_path(folder / "decoder_model.onnx", cache_dir=cache)
+    other = optimized_model_path(folder / "encoder_model.onnx", cache_dir=cache)
+    stamp = (folder / "decoder_model.onnx").stat().st_mtime_ns
+    os.utime(folder / "decoder_model.onnx", ns=(stamp + 10**9, stamp + 10**9))  # the model was updated
+    second = optimized_model_path(folder / "decoder_model.onnx", cache_dir=cache)
+    assert second != first and second.is_file() and not first.parent.exists()
+    assert other.is_file()  # another source's rewrite stays
+    gone = tmp_path / "gone"
+    shutil.copytree(model_dir("tiny-16cb"), gone)
+    orphan = optimized_model_path(gone / "decoder_model.onnx", cache_dir=cache)
+    shutil.rmtree(gone)  # a model folder the user deleted
+    optimized_model_path(model_dir("tiny-8cb-fp16") / "decoder_model.onnx", cache_dir=cache)
+    assert not orphan.parent.exists() and other.is_file() and second.is_file()

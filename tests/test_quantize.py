@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from app.codec import StreamingCodec, quantize
+from app.codec.derived import MADE_FROM_FILE
 from app.codec.errors import ModelError
 from app.codec.quantize import QUALITY_FILE, int8_models, make_int8, read_quality
 from conftest import chirp_noise, model_dir
@@ -26,7 +27,7 @@ def ops(path: Path) -> collections.Counter:
 def test_int8_copy_streams_and_reports_its_quality(variant: str, tmp_path: Path, rng: np.random.Generator) -> None:
     folder, quality = make_int8(model_dir(variant), cache_dir=tmp_path, frames=FRAMES)
     assert folder.parent == tmp_path and {p.name for p in folder.iterdir()} == {
-        "encoder_model.onnx", "decoder_model.onnx", "state_spec.txt", QUALITY_FILE}
+        "encoder_model.onnx", "decoder_model.onnx", "state_spec.txt", QUALITY_FILE, MADE_FROM_FILE}
     for name in ("encoder_model.onnx", "decoder_model.onnx"):
         counts = ops(folder / name)
         # (fp16 weights behind a Cast are quantized too: folded to float first)

@@ -23,7 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..config import DATA_DIR_ENV, data_dir
-from .derived import derived_dir, save_atomically
+from .derived import derived_dir, record_and_prune, save_atomically
 from .errors import ModelError, one_line
 
 __all__ = [
@@ -231,4 +231,5 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     add_zero_rows(model, tables)
 
     save_atomically(model, target)
+    record_and_prune(target.parent, [decoder_path])
     return target

@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .derived import derived_dir, save_atomically
+from .derived import derived_dir, record_and_prune, save_atomically
 
 __all__ = ["MIN_WEIGHTS", "rewrite_strided_convs", "optimized_model_path"]
 
@@ -293,6 +293,8 @@ def optimized_model_path(path: Path, cache_dir: Path | None = None, min_weights:
             log.log(logging.INFO if rewritten == 0 else logging.WARNING, "graph rewrite not used for %s: %s", path, problem)
             note.parent.mkdir(parents=True, exist_ok=True)
             note.write_text(problem + "\n", encoding="utf-8")
+        record_and_prune(folder, [path], tag=f"min_weights={min_weights}")
+        if problem is not None:
             return path
     except OSError as exc:  # a full or read-only data dir: run the original graph
         log.warning("graph rewrite not used for %s: cannot write %s (%s)", path, folder, exc)

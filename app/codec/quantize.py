@@ -29,7 +29,7 @@ from onnx import helper, numpy_helper
 
 from ..config import FRAME_SIZE, data_dir
 from .contract import model_files
-from .derived import derived_dir, save_atomically
+from .derived import derived_dir, record_and_prune, save_atomically
 from .errors import ModelError, one_line
 from .graphopt import optimized_model_path
 
@@ -196,6 +196,7 @@ def make_int8(
         (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)  # complete or absent: never a folder without its quality record
+        record_and_prune(target, [encoder, decoder], tag=parts)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
