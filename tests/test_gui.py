@@ -755,3 +755,21 @@ def test_log_file_and_excepthook_never_stack_dialogs(tmp_path, monkeypatch) -> N
         for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
             handler.close()
+
+
+def test_a_codebook_switch_shows_when_the_engine_runs_it(qtbot, settings, monkeypatch) -> None:
+    """The loader thread ends before the worker applies the switch: the controls follow the worker."""
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-16cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    engine = window.bridge.engine
+    held = []
+    monkeypatch.setattr(engine, "_schedule", lambda session, action: held.append((session, action)))
+    combo = window.controls.codebooks_combo
+    combo.setCurrentIndex(combo.findData(4))
+    qtbot.waitUntil(lambda: bool(held) and not window.bridge.busy, timeout=WAIT_MS)
+    assert "16 codebooks" in combo.currentText()  # prepared, not running yet: the window says so
+    engine._actions.extend(held)  # now the worker applies it between two chunks
+    qtbot.waitUntil(lambda: last_metrics(window).codebooks == 4, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: "4 codebooks" in combo.currentText(), timeout=WAIT_MS)
+    stop(qtbot, window)

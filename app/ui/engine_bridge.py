@@ -89,6 +89,7 @@ class EngineBridge(QObject):
         self._job: Future | None = None
         self._job_kind = ""
         self._swap: threading.Thread | None = None
+        self._live_codec: tuple | None = None  # (codec, k) the engine ran at the last tick
         self._busy_text = ""
         self._job_status = ""  # the latest progress line of the job, written by the loader thread
         self._shown_status = ""
@@ -258,10 +259,14 @@ class EngineBridge(QObject):
     def _tick(self) -> None:
         engine = self.engine
         running = engine.running
-        if running and engine.codec is not None and engine.codec is not self.codec:
+        # A model or codebook switch lands on the worker between two chunks, after the loader
+        # thread that prepared it has ended: show it when the engine runs it, not before.
+        live = (engine.codec, engine.codec.num_codebooks) if running and engine.codec is not None else None
+        if live is not None and live != self._live_codec:
             self.codec, self.codec_model = engine.codec, Path(str(engine.config.model))
             if self._job is None:  # a swap landed (not our own start, which reports below)
                 self.sigCodec.emit(self.codec)
+        self._live_codec = live
         frames: list[FrameMetrics] = []
         for item in engine.queue.drain():
             if isinstance(item, EngineEvent):
