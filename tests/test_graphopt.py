@@ -71,6 +71,14 @@ def test_rewritten_codec_equals_the_original(
         assert relative(audio[0], audio[1]) < 1e-5
 
 
+def test_back_to_all_codebooks_runs_the_rewritten_decoder(rewrite_everything) -> None:
+    codec = StreamingCodec(model_dir("tiny-8cb"), codebooks=2)  # the full decoder is dropped until needed
+    codec.set_codebooks(8)
+    rewritten = codec._decoder_path
+    assert rewritten != (model_dir("tiny-8cb") / "decoder_model.onnx").resolve()
+    assert Path(codec._decoder._model_path) == rewritten
+
+
 def test_rewrite_is_made_once_and_reused(tmp_path: Path, rewrite_everything) -> None:
     source = model_dir("tiny-8cb") / "decoder_model.onnx"
     first = optimized_model_path(source, cache_dir=tmp_path)

@@ -138,7 +138,7 @@ class StreamingCodec:
             encoder_path, decoder_path = optimized_model_path(encoder_path), optimized_model_path(decoder_path)
         # Which of (encoder, decoder) run the rewritten graph.
         self.rewritten: tuple[bool, bool] = (encoder_path != sources[0].resolve(), decoder_path != sources[1].resolve())
-        self._decoder_path = decoder_path
+        self._decoder_path = decoder_path  # what runs: the rewritten copy when there is one
         self.threads: int | None = threads  # intra-op threads per session (None: onnxruntime's default)
         self._options = _session_options(threads)
         self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
@@ -249,7 +249,7 @@ class StreamingCodec:
                 path = decoder_with_zero_rows(self._decoder_path)
                 remedy = f"delete {path.parent} to rebuild it"
             else:
-                path, remedy = self.contract.decoder_path, "re-download the model folder"
+                path, remedy = self._decoder_path, "re-download the model folder"  # the graph loaded at start
             self._decoders[edited] = _open_session(path, self._options, remedy)
         return self._decoders[edited]
 
