@@ -31,9 +31,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..config import FRAME_SIZE
 from .derived import derived_dir, record_and_prune, save_atomically
 
-__all__ = ["MIN_WEIGHTS", "rewrite_strided_convs", "optimized_model_path"]
+__all__ = ["MIN_WEIGHTS", "fold_fp16_weights", "rewrite_strided_convs", "optimized_model_path"]
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +45,33 @@ def _attributes(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _fp16_weight_casts(graph: onnx.GraphProto, weights: dict[str, np.ndarray]) -> list[onnx.NodeProto]:
+    """The Casts of fp16 initializers to float: how the fp16 variants store their weights."""
+    return [
+        node for node in graph.node
+        if node.op_type == "Cast" and node.input[0] in weights and weights[node.input[0]].dtype == np.float16
+        and helper.get_attribute_value(node.attribute[0]) == onnx.TensorProto.FLOAT
+    ]
+
+
 def _constant_weights(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Tensor name -> value for initializers, and for Casts of fp16 initializers to float
-    (the fp16 variants store weights that way); the values keep their stored dtype."""
+    """Tensor name -> value for initializers, and for Casts of fp16 initializers to float;
+    the values keep their stored dtype."""
     weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if (node.op_type == "Cast" and node.input[0] in weights and weights[node.input[0]].dtype == np.float16
-                and helper.get_attribute_value(node.attribute[0]) == onnx.TensorProto.FLOAT):
-            weights[node.output[0]] = weights[node.input[0]]
+    for node in _fp16_weight_casts(graph, weights):
+        weights[node.output[0]] = weights[node.input[0]]
     return weights
+
+
+def fold_fp16_weights(model: onnx.ModelProto) -> None:
+    """Stores fp16 weights that are cast to float as float initializers instead (in place), so
+    tools that look for constant weights (ONNX Runtime's quantizer) see them."""
+    graph = model.graph
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in _fp16_weight_casts(graph, weights):
+        graph.initializer.append(numpy_helper.from_array(weights[node.input[0]].astype(np.float32), node.output[0]))
+        graph.node.remove(node)
+    _drop_unread(graph)
 
 
 def _rewritable(node: onnx.NodeProto, weights: dict[str, np.ndarray], min_weights: int) -> bool:
@@ -237,7 +256,7 @@ def _probe_feeds(session, rng: np.random.Generator) -> dict[str, np.ndarray]:
         if index == 0 and meta.type == "tensor(int64)":  # codes [1, K, frames]
             feeds[meta.name] = rng.integers(0, 2, size=(1, shape[1], 2), dtype=np.int64)
         elif index == 0:  # audio [1, 1, samples]
-            feeds[meta.name] = (0.1 * rng.standard_normal((1, 1, 2 * 1920))).astype(np.float32)
+            feeds[meta.name] = (0.1 * rng.standard_normal((1, 1, 2 * FRAME_SIZE))).astype(np.float32)
         else:
             feeds[meta.name] = np.zeros(shape, np.float32)
     return feeds

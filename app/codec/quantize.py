@@ -28,13 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from ..config import FRAME_SIZE, data_dir
 from .contract import model_files
 from .derived import derived_dir, record_and_prune, save_atomically
 from .errors import ModelError, one_line
-from .graphopt import optimized_model_path
+from .graphopt import fold_fp16_weights, optimized_model_path
 
 __all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models"]
 
@@ -66,26 +65,6 @@ class Int8Quality:
                 f"{self.ms_per_frame:.0f} vs {self.original_ms_per_frame:.0f} ms/frame")
 
 
-def _fold_fp16_weights(model: onnx.ModelProto) -> None:
-    """Store fp16 weights that are cast to float as float, so the quantizer sees constant weights."""
-    graph = model.graph
-    initializers = {t.name: t for t in graph.initializer}
-    kept = []
-    for node in graph.node:
-        source = initializers.get(node.input[0]) if node.op_type == "Cast" and node.input else None
-        if (source is not None and source.data_type == onnx.TensorProto.FLOAT16
-                and helper.get_attribute_value(node.attribute[0]) == onnx.TensorProto.FLOAT):
-            graph.initializer.append(numpy_helper.from_array(numpy_helper.to_array(source).astype(np.float32), node.output[0]))
-            continue
-        kept.append(node)
-    del graph.node[:]
-    graph.node.extend(kept)
-    read = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    still = [t for t in graph.initializer if t.name in read]
-    del graph.initializer[:]
-    graph.initializer.extend(still)
-
-
 class _QuietQuantizer(logging.Filter):
     """Drops onnxruntime.quantization's advice to pre-process (it logs it on the root logger)."""
 
@@ -97,7 +76,7 @@ def _quantize(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(source))
-    _fold_fp16_weights(model)
+    fold_fp16_weights(model)
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         folded, quantized = Path(scratch) / "folded.onnx", Path(scratch) / "int8.onnx"
         onnx.save_model(model, str(folded))
