@@ -6,6 +6,8 @@ The audio numbers are fixed by the Mimi model and the published streaming ONNX c
 
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 APP_NAME = "Mimi Live"
@@ -30,6 +32,22 @@ def data_dir() -> Path:
     import platformdirs  # only when asked: importing config stays free of side effects and cheap
 
     return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
+
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+    """Has `write` fill a temporary file beside `target`, then renames it into place: a reader
+    (or the next start, after a crash) sees the old file or the whole new one, never half of it.
+    The folder is created if needed; on any failure the temporary file is removed and the error
+    raised."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(name))
+        os.replace(name, target)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def bundle_root() -> Path:

@@ -12,14 +12,12 @@ folder does not fill up with full-size copies nobody will load again.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import onnx
 
-from ..config import data_dir
+from ..config import data_dir, write_atomically
 
 __all__ = ["source_key", "derived_dir", "save_atomically", "record_and_prune", "MADE_FROM_FILE"]
 
@@ -43,15 +41,7 @@ def derived_dir(kind: str, sources: list[Path], version: int | str, cache_dir: P
 
 def save_atomically(model: onnx.ModelProto, target: Path) -> None:
     """Write `model` to `target` via a temporary file in the same folder and a rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_atomically(target, lambda tmp: onnx.save_model(model, str(tmp)))
 
 
 def record_and_prune(folder: Path, sources: list[Path], tag: str = "") -> None:

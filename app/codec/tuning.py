@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..config import FRAME_SIZE, data_dir
+from ..config import FRAME_SIZE, data_dir, write_atomically
 from .contract import model_files
 from .derived import source_key
 from .errors import InputError
@@ -122,14 +121,7 @@ def _store(path: Path, key: str, record: dict) -> None:
     """Adds one record to the tuning file (rename into place; a failure to write only costs a re-measure)."""
     data = _read(path)
     data[key] = record
-    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".threads.", suffix=".tmp")
-        tmp = Path(name)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1), encoding="utf-8"))
     except OSError:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        pass

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import data_dir
+from app.config import data_dir, write_atomically
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 if TYPE_CHECKING:
@@ -113,11 +113,8 @@ def manifest_path(commit: str, name: str) -> Path:
 
 
 def write_manifest(commit: str, name: str, expected: dict[str, Expected]) -> None:
-    path = manifest_path(commit, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.part")
-    tmp.write_text(json.dumps({k: v.to_json() for k, v in expected.items()}, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps({k: v.to_json() for k, v in expected.items()}, indent=1)
+    write_atomically(manifest_path(commit, name), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_manifest(commit: str, name: str) -> dict[str, Expected] | None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm as _base_tqdm
 
+from app.config import write_atomically
 from app.models.catalogue import (
     HUB_REPO,
     MODEL_FILES,
@@ -345,14 +346,10 @@ def download_variant(
 
 def _point_main_at(folder: Path, cache_dir, commit: str) -> None:
     """Make refs/main name the commit just downloaded (hf_hub_download by commit does not)."""
-    refs = folder.parent.parent.parent / "refs"
-    refs.mkdir(parents=True, exist_ok=True)
-    main = refs / "main"
+    main = folder.parent.parent.parent / "refs" / "main"
     try:
         if main.read_text().strip() == commit:
             return
     except OSError:
         pass
-    tmp = refs / f".main.{os.getpid()}.tmp"
-    tmp.write_text(commit)
-    os.replace(tmp, main)
+    write_atomically(main, lambda tmp: tmp.write_text(commit))
