@@ -248,9 +248,10 @@ def _cmd_roundtrip(args: argparse.Namespace) -> int:
     pcm = read_audio_24k_mono(args.input)
     threads = args.threads
     if threads is None and not args.sequential:
+        from app.codec.pipeline import threads_per_direction
         from app.codec.tuning import tuned_threads
 
-        threads = max(1, tuned_threads(args.model) // 2)  # the two directions run side by side
+        threads = threads_per_direction(tuned_threads(args.model))
     codec = _open_codec(args.model, codebooks=args.codebooks, threads=threads)
 
     chunk_frames = args.chunk_ms // FRAME_MS

@@ -20,7 +20,7 @@ import psutil
 
 from app.codec.contract import model_files
 from app.codec.spec import parse_state_spec
-from app.codec.pipeline import pipelined
+from app.codec.pipeline import pipelined, threads_per_direction
 from app.codec.quantize import make_int8
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads
@@ -167,8 +167,7 @@ def run_bench(
 
     baseline = run_side(lambda: NaiveLoop(folder), pcm) if naive else None
     app = run_side(lambda: app_codec(folder), pcm)
-    half = max(1, threads // 2)
-    piped = run_pipelined(lambda: app_codec(folder, half), pcm)
+    piped = run_pipelined(lambda: app_codec(folder, threads_per_direction(threads)), pcm)
     first, last = slice(0, FRAMES_PER_MINUTE), slice(max(0, frames - FRAMES_PER_MINUTE), frames)
     result = {
         "model": str(folder),

@@ -19,9 +19,15 @@ import numpy as np
 
 from .streaming import StreamingCodec
 
-__all__ = ["pipelined"]
+__all__ = ["pipelined", "threads_per_direction"]
 
 _DONE = object()
+
+
+def threads_per_direction(threads: int) -> int:
+    """Intra-op threads for each session when `threads` would run one direction at a time:
+    the two directions run side by side, so each gets half."""
+    return max(1, threads // 2)
 
 
 def pipelined(
