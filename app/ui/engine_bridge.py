@@ -149,12 +149,9 @@ class EngineBridge(QObject):
                                       model=model, codebooks=codebooks)
 
         def load():
-            from app.codec import StreamingCodec
-            from app.codec.tuning import tuned_threads
-
             if verify:
                 check_cached_model(model)
-            codec = StreamingCodec(model, codebooks=None, kv_window=kv_window, threads=tuned_threads(model))
+            codec = load_codec(EngineConfig(model=model, kv_window=kv_window))  # all codebooks, then k below
             if codebooks is not None and codebooks in codec.codebook_choices and codebooks != codec.num_codebooks:
                 codec.set_codebooks(codebooks)
             return codec, model
