@@ -606,7 +606,9 @@ def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                    help="80 ms frames per side (default 1500 = 2 minutes of audio)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads for the app side")
     p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none", help="the app side's KV window")
-    p.add_argument("--int8", choices=("encoder+decoder", "decoder"),
+    from app.models import INT8_PARTS  # the catalogue's copy: no onnx import to build the parser
+
+    p.add_argument("--int8", choices=INT8_PARTS,
                    help="also time the local int8 copy (made once, like `quantize`) and report its SNR")
     p.add_argument("--no-naive", action="store_true",
                    help="leave the naive loop out (for long sessions: its growing cache makes it crawl)")

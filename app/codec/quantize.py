@@ -59,9 +59,13 @@ class Int8Quality:
     def speedup(self) -> float:
         return self.original_ms_per_frame / self.ms_per_frame
 
+    @property
+    def kind(self) -> str:
+        """What the labels call it: "int8", or "int8 decoder" when the encoder stayed float."""
+        return "int8" if self.parts == "encoder+decoder" else "int8 decoder"
+
     def label(self) -> str:
-        what = "int8" if self.parts == "encoder+decoder" else "int8 decoder"
-        return (f"{what} · SNR {self.snr_end_to_end_db:.1f} dB vs float · "
+        return (f"{self.kind} · SNR {self.snr_end_to_end_db:.1f} dB vs float · "
                 f"{self.ms_per_frame:.0f} vs {self.original_ms_per_frame:.0f} ms/frame")
 
 

@@ -447,7 +447,7 @@ class MainWindow(QMainWindow):
         quality = self._int8.get(str(model))
         if quality is None:
             return Path(model).name
-        return f"{int8_source_name(quality)} {'int8' if quality.parts == 'encoder+decoder' else 'int8 decoder'}"
+        return f"{int8_source_name(quality)} {quality.kind}"
 
     def int8_copy_blocker(self) -> str | None:
         """Why "Make int8 copy" is unavailable now, or None if it is available."""
