@@ -27,9 +27,8 @@ BLOCK = 480  # 20 ms device blocks
 
 @pytest.fixture(autouse=True)
 def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
-    """FakeIO's clock is the test's ticks, so wall-clock compute time must not change what plays:
-    the warm-up reports a fixed 5 ms per call and the live review of the pre-roll is off (its
-    arithmetic is tested on its own below)."""
+    """FakeIO's clock is the test's ticks (the engine times itself with it), and the warm-up
+    reports a fixed 5 ms per call, so wall-clock compute time never changes what plays."""
     import app.audio.engine as engine_module
 
     real_warm_up = engine_module.warm_up
@@ -39,16 +38,12 @@ def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
         return [0.005] * calls
 
     monkeypatch.setattr(engine_module, "warm_up", fixed_warm_up)
-    monkeypatch.setattr(engine_module, "PREROLL_REVIEW_CHUNKS", 10**9)
 
 
-def test_preroll_covers_the_compute_spread_seen() -> None:
-    from app.audio.engine import PREROLL_MARGIN_S, preroll_samples
+def test_the_first_target_covers_twice_the_slowest_warm_up_call_and_an_input_block() -> None:
+    from app.audio.engine import INITIAL_COVER_BLOCK_S, initial_cover_s
 
-    steady = [0.040] * 20
-    assert preroll_samples(steady) == round((0.040 + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)  # one more compute
-    spiky = steady + [0.120]
-    assert preroll_samples(spiky) == round((0.120 - 0.040 + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)  # the worst seen
+    assert initial_cover_s([0.020, 0.022, 0.021]) == pytest.approx(2 * 0.022 + INITIAL_COVER_BLOCK_S)
 
 
 def make_engine(**io_options) -> tuple[Engine, list[FakeIO]]:
@@ -359,31 +354,36 @@ def test_a_stalled_speaker_does_not_add_latency_for_good() -> None:
     engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
     io = ios[0]
     drive(engine, io, noise(1.0), ticks=50)
+    before = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)][-1]
     for block in np.split(noise(0.3, seed=4), 15):  # the device stops pulling for 300 ms
         io.tick(0, block)
         while engine.step():
             pass
     drive(engine, io, noise(2.0, seed=5), ticks=100)
     metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
-    assert metrics[-1].dropped_frames >= 2  # the 300 ms it queued up are won back...
-    preroll_ms = engine.info["preroll_ms"]
-    assert metrics[-1].output_buffer_ms <= preroll_ms + 80  # ...to within one frame of the target
+    assert metrics[-1].skipped_ms == pytest.approx(300, abs=10)  # the 300 ms it queued up are won back...
+    assert metrics[-1].dropped_frames == 0  # ...by splicing the output (nothing piled up at the input)...
+    assert abs(metrics[-1].latency_ms - before.latency_ms) < 5  # ...to where the delay was before
     engine.stop()
 
 
-def test_underruns_grow_the_preroll_once_per_burst() -> None:
+def test_an_underrun_raises_the_delay_and_it_comes_back_when_the_cause_is_gone() -> None:
     engine, ios = make_engine()
     engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
     io = ios[0]
     drive(engine, io, noise(1.0), ticks=50)
-    before = engine.info["preroll_ms"]
+    before = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)][-1]
     for _ in range(20):  # the microphone delivers nothing for 200 ms: the speaker runs dry
         io.tick(BLOCK, np.zeros(0, np.float32))
         engine.step()
-    drive(engine, io, noise(1.0, seed=6), ticks=50)
-    metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
-    assert metrics[-1].underruns > 0
-    assert engine.info["preroll_ms"] == pytest.approx(before + 10, abs=0.1)  # one burst, one step
+    drive(engine, io, noise(4.0, seed=6), ticks=200)
+    items = engine.queue.drain()
+    metrics = [m for m in items if isinstance(m, FrameMetrics)]
+    said = [e for e in items if isinstance(e, EngineEvent)]
+    assert metrics[-1].underruns > 0 and metrics[-1].stretched_ms > 0  # room made again...
+    assert abs(metrics[-1].latency_ms - before.latency_ms) < 5  # ...back to the delay it had
+    assert [e.kind for e in said] == ["warning", "info"], said  # "dropped out", then "delay back"
+    assert "back to normal" in said[1].message
     engine.stop()
 
 

@@ -7,14 +7,16 @@ Threads and what they touch:
 - The caller (GUI or CLI) starts and stops the engine, flips settings (plain attribute writes the
   worker reads at the next chunk) and drains `Engine.queue` at its own rate.
 
-Latency budget of one chunk: it is collected (chunk length), waits in the input backlog, is
-computed, then waits behind the output pre-roll. The pre-roll is measured at start from warm-up
-calls of the codec, not guessed.
+Timing: one controller (timing.py) decides how much audio is kept in flight, from the waits the
+worker measures, and the worker carries out its corrections (splice.py). Every chunk's latency is
+published stage by stage (FrameMetrics.budget_ms).
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import logging
 import math
 import sys
 import threading
@@ -31,9 +33,13 @@ from app.audio.metrics import (
 )
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
+from app.audio.splice import resample_to, splice
+from app.audio.timing import Correction, TimingController, TimingPolicy
 from app.codec import StreamingCodec
 from app.codec.tuning import tuned_threads
 from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
+
+log = logging.getLogger(__name__)
 
 MONITORS = ("codec", "bypass", "residual")
 SOURCES = ("mic", "file", "tone")
@@ -43,26 +49,10 @@ DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
 FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
 SILENCE_WARNING_S = 2.0
 WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
-# The pre-roll covers how much slower than usual a chunk may compute (the usual compute is already
-# in the path): as much again as the steady compute time, or the spread seen in warm-up if larger.
-PREROLL_JITTER_SHARE = 1.0
-PREROLL_MARGIN_S = 0.010  # scheduling jitter of the worker's poll loop
-PREROLL_GROWTH_S = 0.010  # an underrun grows the pre-roll by this much...
-PREROLL_GROWTH_INTERVAL_S = 1.0  # ...at most once a second (an xrun burst is one event, not fifty)
-PREROLL_MAX_S = 0.250  # beyond this, underruns mean the machine is too slow, not jitter
-# Warm-up runs with an empty KV cache; calls get dearer as it fills to the window. Every this many
-# chunks the pre-roll is checked against the compute time actually seen, and raised if short.
-PREROLL_REVIEW_CHUNKS = 125
-# The speaker's queue may stay this far above the pre-roll (one frame) for a few chunks; longer and
-# a device stall or clock drift has added latency for good, so a frame is dropped to win it back.
-EXCESS_LIMIT_SAMPLES = FRAME_SIZE
-EXCESS_PATIENCE_CHUNKS = 3
-# Microphone and speaker clocks drift apart (~500 ppm seen between two PulseAudio sinks here): the
-# speaker's queue is steered back to the pre-roll by stretching each chunk by a sample or two.
-DRIFT_LEARN_CHUNKS = 25  # chunks averaged for the set point once the first chunk has played
-DRIFT_SMOOTHING = 0.02  # EMA weight of the newest level reading (~4 s at 80 ms chunks)
-DRIFT_GAIN = 1 / 125  # fraction of the level error corrected per chunk
-DRIFT_MAX_PPM = 2000  # largest stretch: far above real drift, far below anything audible
+# Until the live waits are known, the target covers twice the slowest steady warm-up call (live
+# calls run colder than back-to-back ones) and one 10 ms input block.
+INITIAL_COVER_COMPUTE_SHARE = 2.0
+INITIAL_COVER_BLOCK_S = 0.010
 # PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
 # to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
 DEFAULT_DEVICE_LATENCY_S = 0.010
@@ -130,12 +120,9 @@ def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS
     return durations
 
 
-def preroll_samples(compute_s: list[float]) -> int:
-    """Speaker queue to keep ahead of the codec, from measured steady calls (24 kHz samples)."""
-    steady = sorted(compute_s)
-    median = steady[len(steady) // 2]
-    jitter = max(PREROLL_JITTER_SHARE * median, steady[-1] - median)
-    return math.ceil((jitter + PREROLL_MARGIN_S) * SAMPLE_RATE_HZ)
+def initial_cover_s(compute_s: list[float]) -> float:
+    """The longest wait to cover before live waits are measured, from steady warm-up calls (s)."""
+    return INITIAL_COVER_COMPUTE_SHARE * max(compute_s) + INITIAL_COVER_BLOCK_S
 
 
 def _real_io(config: EngineConfig):
@@ -158,33 +145,29 @@ class _Session:
     io: object
     source: object
     sink: OutputSink
-    preroll: int  # 24 kHz samples kept queued for the speaker
+    timing: TimingController
     chunk: np.ndarray
+    clock: Callable[[], float]  # the devices' clock where they have one (FakeIO), else perf_counter
     recorder: SessionRecorder | None = None
     seen_underrun_samples: int = 0
     # Counters before the first chunk reached the speaker: silence missing while the streams
     # start is not a glitch anyone hears, so it is not counted.
     baseline_underruns: int = 0
-    last_growth: float = 0.0
-    recent_compute_s: collections.deque = field(default_factory=lambda: collections.deque(maxlen=PREROLL_REVIEW_CHUNKS))
-    extra_preroll: int = 0  # resampler slack and, once known, the input device's block
-    excess_chunks: int = 0
-    level_ema: float = 0.0  # smoothed audio in flight before each write (24 kHz samples)
-    drift_setpoint: float = 0.0  # usual input wait, learned
-    stretch_samples: int = 0  # net samples added (+) or removed (-) by drift correction
+    baseline_xruns: int = 0
     chunks: int = 0
-    dropped_frames: int = 0
     zero_input_s: float = 0.0
     warned_silence: bool = False
     applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
     started_at: float = field(default_factory=time.perf_counter)
     requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
+    last_wait_ms: float = 0.0
 
 
 class Engine:
     """Start/stop a live session and read its metrics from `queue`."""
 
-    def __init__(self, io_factory: Callable[[EngineConfig], object] | None = None):
+    def __init__(self, io_factory: Callable[[EngineConfig], object] | None = None,
+                 timing_policy: TimingPolicy | None = None):
         self.queue = MetricsQueue()
         self.audio_tap = AudioTap()  # recent dry/wet audio for spectrograms, read at the display's pace
         self.stats = SessionStats()
@@ -198,6 +181,8 @@ class Engine:
         self._actions: collections.deque = collections.deque()  # (session, action) for the worker
         self.monitor = "codec"  # written by the caller, read by the worker at each chunk
         self.stop_reason: str | None = None
+        self.timing_policy = timing_policy
+        self._saved_switch_interval: float | None = None
 
     # -- caller side -------------------------------------------------------------------------
 
@@ -233,9 +218,10 @@ class Engine:
                 source = MicSource(io.input_ring, io.input_rate)
             sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
             slack = sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
-            preroll = preroll_samples(warmup_s[1:]) + slack  # the first call is cold
+            cover = initial_cover_s(warmup_s[1:]) + slack / SAMPLE_RATE_HZ  # the first call is cold
+            timing = TimingController(config.chunk_samples, cover, self.timing_policy)
             # The first chunk needs a whole chunk of input before it can play: cover that too.
-            sink.write_silence(preroll + config.chunk_samples)
+            sink.write_silence(timing.target + config.chunk_samples)
             recorder = SessionRecorder(config.record_dir) if config.record_dir else None
             io.start()
         except BaseException:
@@ -243,19 +229,21 @@ class Engine:
             if recorder is not None:
                 recorder.close()
             raise
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
+        self._saved_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._saved_switch_interval, GIL_SWITCH_INTERVAL_S))
         self.monitor = config.monitor
         self.stats = SessionStats()
         self.stop_reason = None
-        self._session = _Session(config, codec, io, source, sink, preroll, np.zeros(config.chunk_samples, np.float32),
-                                 recorder, extra_preroll=slack, requested_at=requested_at)
+        clock = getattr(io, "clock", None) or time.perf_counter
+        self._session = _Session(config, codec, io, source, sink, timing, np.zeros(config.chunk_samples, np.float32),
+                                 clock, recorder, requested_at=requested_at)
         self.info = {
             "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
             "chunk_ms": config.chunk_ms,
             "kv_window": config.kv_window, "source": config.source,
             "input_rate": io.input_rate if config.source == "mic" else None,
             "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
-            "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": preroll * 1000 / SAMPLE_RATE_HZ,
+            "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": timing.target * 1000 / SAMPLE_RATE_HZ,
             "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
         }
@@ -401,39 +389,85 @@ class Engine:
             self._finish(f"device error: {error}")
             return False
         self._run_actions(session)
-        self._adapt_preroll(session)
-        config, source, sink = session.config, session.source, session.sink
-        if source.live:
-            self._catch_up(session)
-        elif sink.level() > session.preroll:
+        source, sink, timing = session.source, session.sink, session.timing
+        self._watch_dropouts(session)
+        if source.live:  # input piled up behind a stall: drop it, the timing says how much
+            drop = timing.frames_to_drop(sink.level(), source.backlog())
+            if drop:
+                timing.note_dropped(source.drop_frames(drop))
+        elif sink.level() > timing.target:
             return False  # generated sources are paced by the speaker
         if not source.read(session.chunk):
             return False
         queued = source.backlog() if source.live else 0  # input still waiting behind this chunk
-        queued_ms = queued * 1000 / SAMPLE_RATE_HZ
         dry = session.chunk
         codec = session.codec
+        started = session.clock()
         codes = codec.encode(dry)
         encode_ms = codec.last_encode_ms
         wet = codec.decode(codes)
         decode_ms = codec.last_decode_ms
+        compute_s = session.clock() - started
         out = self._monitor_mix(session, dry, wet)
         if session.chunks == 0:
-            self._align_first_chunk(session)
-            self._note_first_audio(session, sink.level())
+            self._align_first_chunk(session, queued, compute_s)
         buffered = sink.level()
-        if source.live and self._latency_crept(session, buffered):
-            session.dropped_frames += len(dry) // FRAME_SIZE  # skip this chunk: latency goes back down
-        else:
-            sink.write(self._match_clocks(session, out, queued, buffered) if source.live else out)
+        correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live)
+        sink.write(self._apply(session, correction, out))
+        self._forward_timing_events(session)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
             session.recorder.write(dry, wet)
         self._watch_silence(session, dry)
         session.chunks += 1
-        self._review_preroll(session, (encode_ms + decode_ms) / 1000)
-        self._publish(session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered)
+        self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
         return True
+
+    @staticmethod
+    def _apply(session: _Session, correction: Correction, out: np.ndarray) -> np.ndarray:
+        if correction.samples == 0:
+            return out
+        if correction.splice:
+            return splice(out, correction.samples, round(session.timing.policy.crossfade_s * SAMPLE_RATE_HZ))
+        return resample_to(out, len(out) + correction.samples)
+
+    def _align_first_chunk(self, session: _Session, queued: int, compute_s: float) -> None:
+        # The streams start at slightly different moments; whatever the speaker consumed before
+        # the first chunk was silence. Top it back up so the first chunk lands behind a full
+        # target. Input arrives in device blocks, so a chunk can be ready up to a block later
+        # than the last: until live waits are known, the target covers one block more.
+        counters, timing = session.io.counters, session.timing
+        if session.source.live:
+            block = math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
+            timing.initial_cover_s += block / SAMPLE_RATE_HZ
+        timing.set_output_block(math.ceil(counters.output_block_frames * SAMPLE_RATE_HZ / session.io.output_rate))
+        session.baseline_underruns = counters.output_underruns
+        session.baseline_xruns = counters.input_xruns + counters.output_xruns
+        session.seen_underrun_samples = counters.underrun_samples
+        session.sink.write_silence(timing.first_chunk_silence(session.sink.level(), queued, compute_s))
+        self.info["preroll_ms"] = timing.target * 1000 / SAMPLE_RATE_HZ
+        self._note_first_audio(session, session.sink.level())
+
+    def _watch_dropouts(self, session: _Session) -> None:
+        """Tells the timing when the speaker ran dry (it raises the target to cover the cause)."""
+        counters = session.io.counters
+        missing = counters.underrun_samples - session.seen_underrun_samples
+        if session.chunks == 0 or missing <= 0:
+            return
+        session.seen_underrun_samples += missing
+        missing_24k = round(missing * SAMPLE_RATE_HZ / session.io.output_rate)
+        budget_ms = session.config.chunk_ms
+        wait = session.last_wait_ms
+        cause = (f"the codec took {wait:.0f} ms for a {budget_ms} ms chunk" if wait > budget_ms
+                 else "the system or the audio device stalled")
+        session.timing.note_underrun(session.clock(), missing_24k, cause)
+        self._forward_timing_events(session)
+
+    def _forward_timing_events(self, session: _Session) -> None:
+        events = session.timing.events
+        while events:
+            kind, message = events.popleft()
+            self.queue.put(EngineEvent("warning" if kind == "behind" else "info", message))
 
     def _note_first_audio(self, session: _Session, buffered: int) -> None:
         """When the first chunk will be heard, as the latency readout reckons it: now, plus the
@@ -443,89 +477,6 @@ class Engine:
             "after_start": round(time.perf_counter() - session.requested_at + ahead, 3),  # load, devices, pre-roll
             "after_launch": round(process_age_s() + ahead, 3),  # from process start
         }
-
-    def _align_first_chunk(self, session: _Session) -> None:
-        # The streams start at slightly different moments; whatever the speaker consumed before
-        # the first chunk was silence. Top it back up so the first chunk lands behind a full pre-roll.
-        counters = session.io.counters
-        if session.source.live:
-            # Input arrives in device blocks, so a chunk can be ready up to a block later than
-            # the last: now that the block size is known, keep that much more queued.
-            block = math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
-            session.extra_preroll += block
-            session.preroll += block
-            self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
-        session.baseline_underruns = counters.output_underruns
-        session.seen_underrun_samples = counters.underrun_samples
-        shortfall = session.preroll - session.sink.level()
-        if shortfall > 0:
-            session.sink.write_silence(shortfall)
-
-    @staticmethod
-    def _match_clocks(session: _Session, out: np.ndarray, queued: int, buffered: int) -> np.ndarray:
-        """Stretches or shrinks the chunk by a few samples so the audio in flight stays put.
-
-        In flight = input waiting + speaker queue, in 24 kHz samples. Its set point is the pre-roll
-        plus the input's usual wait (how the device blocks fall against chunks, learned over the
-        first seconds); a drift between the two clocks shows as a slow departure from it.
-        """
-        in_flight = queued + buffered
-        if session.chunks < DRIFT_LEARN_CHUNKS:
-            session.drift_setpoint += queued / DRIFT_LEARN_CHUNKS
-            session.level_ema = in_flight
-            return out
-        session.level_ema += DRIFT_SMOOTHING * (in_flight - session.level_ema)
-        error = session.preroll + session.drift_setpoint - session.level_ema  # > 0: runs low, add samples
-        limit = max(1, round(len(out) * DRIFT_MAX_PPM / 1e6))
-        adjust = int(np.clip(round(error * DRIFT_GAIN), -limit, limit))
-        if adjust == 0:
-            return out
-        session.stretch_samples += adjust
-        n = len(out)
-        return np.interp(np.linspace(0, n - 1, n + adjust), np.arange(n), out).astype(np.float32)
-
-    @staticmethod
-    def _latency_crept(session: _Session, buffered: int) -> bool:
-        if buffered - session.preroll <= EXCESS_LIMIT_SAMPLES:
-            session.excess_chunks = 0
-            return False
-        session.excess_chunks += 1
-        if session.excess_chunks < EXCESS_PATIENCE_CHUNKS:
-            return False
-        session.excess_chunks = 0
-        return True
-
-    def _review_preroll(self, session: _Session, compute_s: float) -> None:
-        session.recent_compute_s.append(compute_s)
-        if session.chunks % PREROLL_REVIEW_CHUNKS or len(session.recent_compute_s) < PREROLL_REVIEW_CHUNKS:
-            return
-        needed = preroll_samples(list(session.recent_compute_s)) + session.extra_preroll
-        if needed > session.preroll:
-            session.sink.write_silence(needed - session.preroll)
-            session.preroll = needed
-            self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
-
-    def _adapt_preroll(self, session: _Session) -> None:
-        # The warm-up measured compute; device block timing shows only once audio flows. If the
-        # speaker ran dry, refill what it missed and keep that much more queued from now on.
-        missing = session.io.counters.underrun_samples - session.seen_underrun_samples
-        if session.chunks == 0 or missing <= 0:
-            return
-        session.seen_underrun_samples += missing
-        now = time.perf_counter()
-        if now - session.last_growth < PREROLL_GROWTH_INTERVAL_S or session.preroll >= PREROLL_MAX_S * SAMPLE_RATE_HZ:
-            return
-        session.last_growth = now
-        growth = int(PREROLL_GROWTH_S * SAMPLE_RATE_HZ)
-        session.preroll += growth
-        session.sink.write_silence(growth)
-        self.info["preroll_ms"] = session.preroll * 1000 / SAMPLE_RATE_HZ
-
-    def _catch_up(self, session: _Session) -> None:
-        # More than one chunk waiting beyond the one about to be read: drop whole frames.
-        excess = session.source.backlog() - 2 * session.config.chunk_samples
-        if excess > 0:
-            session.dropped_frames += session.source.drop_frames(math.ceil(excess / FRAME_SIZE))
 
     def _run_actions(self, session: _Session) -> None:
         while self._actions:
@@ -569,29 +520,38 @@ class Engine:
                 "warning", "the microphone has delivered only zeros for 2 s: is it muted, or is this app "
                            "blocked from using it (system privacy settings)?"))
 
-    def _publish(self, session: _Session, codes, dry, out, encode_ms, decode_ms, queued_ms, buffered) -> None:
-        config, io = session.config, session.io
+    def _publish(self, session: _Session, codes, dry, out, encode_ms, decode_ms, queued, buffered) -> None:
+        config, io, timing = session.config, session.io, session.timing
         counters = io.counters
-        compute_ms = encode_ms + decode_ms
-        buffered_ms = buffered * 1000 / SAMPLE_RATE_HZ
-        # A chunk's last sample: device input latency, backlog, compute, queued output, output latency.
-        latency_ms = (self._input_latency_s(io, config) * 1000 + queued_ms + compute_ms + buffered_ms
-                      + config.chunk_ms * (1 if session.source.live else 0) + io.output_latency_s * 1000)
+        live = session.source.live
+        queued_ms = queued * 1000 / SAMPLE_RATE_HZ
+        session.last_wait_ms = queued_ms + encode_ms + decode_ms
+        to_ms = 1000 / SAMPLE_RATE_HZ
         metrics = FrameMetrics(
             chunk=session.chunks, session_s=session.chunks * config.chunk_ms / 1000,
             frames=codes.shape[1], encode_ms=encode_ms, decode_ms=decode_ms, codes=codes.astype(np.int16),
             codebooks=codes.shape[0], kv_encoder=session.codec.kv_length[0], kv_decoder=session.codec.kv_length[1],
             input_level_db=level_db(dry), output_level_db=level_db(out), queue_ms=queued_ms,
-            output_buffer_ms=buffered_ms, latency_ms=latency_ms, underruns=counters.output_underruns - session.baseline_underruns,
-            overruns=counters.input_overruns, xruns=counters.input_xruns + counters.output_xruns,
-            dropped_frames=session.dropped_frames,
+            output_buffer_ms=buffered * to_ms,
+            input_device_ms=self._input_latency_s(io, config) * 1000,
+            frame_wait_ms=config.chunk_ms if live else 0.0,  # the first sample waits for the last
+            output_device_ms=io.output_latency_s * 1000,
+            target_ms=timing.target * to_ms,
+            latency_ms=(self._input_latency_s(io, config) * 1000 + (config.chunk_ms if live else 0.0) + queued_ms
+                        + encode_ms + decode_ms + buffered * to_ms + io.output_latency_s * 1000),
+            underruns=counters.output_underruns - session.baseline_underruns,
+            overruns=counters.input_overruns,
+            xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns,
+            dropped_frames=timing.dropped_frames,
+            skipped_ms=(timing.spliced_out + timing.dropped_frames * FRAME_SIZE) * to_ms,
+            stretched_ms=timing.spliced_in * to_ms,
             callback_errors=counters.callback_errors, monitor=session.applied_monitor or self.monitor,
             rss_mb=self._process.memory_info().rss / 1e6,
         )
         self.stats.add(metrics)
         self.queue.put(metrics)
-        played = session.chunks * config.chunk_samples
-        self.info["drift_correction_ppm"] = round(session.stretch_samples / played * 1e6) if played else 0
+        self.info["drift_correction_ppm"] = round(timing.drift_ppm)
+        self.info["preroll_ms"] = metrics.target_ms
 
     def _finish(self, reason: str) -> None:
         with self._finish_lock:
@@ -605,4 +565,11 @@ class Engine:
             session.io.close()
             if session.recorder is not None:
                 session.recorder.close()
+            if self._saved_switch_interval is not None:
+                sys.setswitchinterval(self._saved_switch_interval)
+                self._saved_switch_interval = None
+        timing = session.timing
+        self.info["timing"] = {"disturbances": timing.episodes, "spliced_out_ms": round(timing.spliced_out * 1000 / SAMPLE_RATE_HZ, 1),
+                               "spliced_in_ms": round(timing.spliced_in * 1000 / SAMPLE_RATE_HZ, 1)}
+        log.info("session summary: %s", json.dumps(self.summary(), default=str))
         self.queue.put(EngineEvent("stopped", reason))

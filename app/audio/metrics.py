@@ -36,14 +36,32 @@ class FrameMetrics:
     output_level_db: float
     queue_ms: float  # input audio waiting behind this chunk when it was taken
     output_buffer_ms: float  # audio queued for the speaker when this chunk was written
-    latency_ms: float  # end-to-end estimate: device latencies + buffering + compute
+    input_device_ms: float  # the input device's latency (PortAudio's figure; 0 for generated input)
+    frame_wait_ms: float  # the chunk's first sample waits for its last (0 for generated input)
+    output_device_ms: float  # the output device's latency (PortAudio's figure)
+    target_ms: float  # audio the timing controller keeps in flight (input wait + compute + queue)
+    latency_ms: float  # end-to-end estimate: the sum of budget_ms
     underruns: int  # cumulative counters since start
     overruns: int
     xruns: int  # device callbacks PortAudio flagged (its own under/overflows), input + output
-    dropped_frames: int
+    dropped_frames: int  # whole input frames dropped to win back a pile-up
+    skipped_ms: float  # audio removed to win back delay: dropped frames and splices
+    stretched_ms: float  # audio added by splices (room made after a shortfall)
     callback_errors: int
     monitor: str
     rss_mb: float  # process resident memory when the chunk was published
+
+    @property
+    def budget_ms(self) -> dict[str, float]:
+        """The chunk's end-to-end latency, stage by stage (their sum is `latency_ms`)."""
+        return {"input_device": self.input_device_ms, "frame": self.frame_wait_ms, "input_wait": self.queue_ms,
+                "encode": self.encode_ms, "decode": self.decode_ms, "speaker_queue": self.output_buffer_ms,
+                "output_device": self.output_device_ms}
+
+    @property
+    def dropouts(self) -> int:
+        """What a listener hears as gaps: the speaker queue running dry, and device xruns."""
+        return self.underruns + self.xruns
 
     @property
     def compute_ms(self) -> float:
@@ -102,6 +120,7 @@ class SessionStats:
     frames: int = 0
     compute_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STATS_WINDOW_CHUNKS))
     latency_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STATS_WINDOW_CHUNKS))
+    budget_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=STATS_WINDOW_CHUNKS))
     last: FrameMetrics | None = None
 
     def add(self, m: FrameMetrics) -> None:
@@ -109,7 +128,16 @@ class SessionStats:
         self.frames += m.frames
         self.compute_ms.append(m.compute_ms / m.frames)
         self.latency_ms.append(m.latency_ms)
+        self.budget_ms.append(tuple(m.budget_ms.values()))
         self.last = m
+
+    def budget_summary(self) -> dict[str, float]:
+        """Median of each latency stage (ms) over the window."""
+        if not self.budget_ms:
+            return {}
+        stages = list(self.last.budget_ms) if self.last else []
+        medians = np.median(np.asarray(self.budget_ms, dtype=np.float64), axis=0)
+        return {stage: round(float(value), 1) for stage, value in zip(stages, medians)}
 
     def summary(self) -> dict:
         last = self.last
@@ -122,10 +150,14 @@ class SessionStats:
             "rtf": round(float(np.mean(compute)) / 80.0, 3) if compute else None,
             "latency_ms": {"p50": round(percentile(list(self.latency_ms), 50), 1),
                            "p95": round(percentile(list(self.latency_ms), 95), 1)},
+            "latency_budget_ms": self.budget_summary(),
             "underruns": last.underruns if last else 0,
             "overruns": last.overruns if last else 0,
             "xruns": last.xruns if last else 0,
+            "dropouts": last.dropouts if last else 0,
             "dropped_frames": last.dropped_frames if last else 0,
+            "skipped_ms": round(last.skipped_ms, 1) if last else 0.0,
+            "stretched_ms": round(last.stretched_ms, 1) if last else 0.0,
             "callback_errors": last.callback_errors if last else 0,
             "kv_length": {"encoder": last.kv_encoder if last else 0, "decoder": last.kv_decoder if last else 0},
         }

@@ -15,11 +15,13 @@ import soxr
 
 from app.audio.files import read_audio_24k_mono
 from app.audio.ring import RingBuffer
+from app.audio.splice import crossfade_into
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 
 # soxr's streaming resampler holds samples back in bursts; medium quality keeps that short.
 RESAMPLE_QUALITY = "MQ"
 SLACK_PROBE_BLOCKS = 32
+DROP_CROSSFADE_SAMPLES = 120  # 5 ms over a gap left by dropped input
 
 
 def _resampler(in_rate: int, out_rate: int) -> soxr.ResampleStream | None:
@@ -80,10 +82,20 @@ class MicSource:
         return True
 
     def drop_frames(self, frames: int) -> int:
-        """Drops the oldest whole 80 ms frames (to catch up after falling behind); returns how many."""
+        """Drops the oldest whole 80 ms frames (to catch up after falling behind); returns how many.
+
+        The audio after the gap fades in from the audio that would have come next, so neither
+        the codec nor the bypass path hears a step.
+        """
         self._pull()
         frames = min(frames, len(self._pending) // FRAME_SIZE)
-        self._pending = self._pending[frames * FRAME_SIZE :]
+        if frames == 0:
+            return 0
+        cut = frames * FRAME_SIZE
+        fade = min(DROP_CROSSFADE_SAMPLES, len(self._pending) - cut)
+        continuation = self._pending[:fade].copy()
+        self._pending = self._pending[cut:].copy()
+        crossfade_into(continuation, self._pending[:fade])
         return frames
 
 

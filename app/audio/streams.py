@@ -363,6 +363,11 @@ class FakeIO(_IOBase):
     def active(self) -> bool:
         return self._active
 
+    def clock(self) -> float:
+        """The fake devices' own time (s): what the output has played. The engine times itself
+        with it, so compute takes no time here and a test's ticks alone decide what plays."""
+        return self.counters.output_frames / self.output_rate
+
     def start(self) -> None:
         if self._closed:
             raise DeviceError("audio streams are closed; open a new AudioIO")

@@ -1,0 +1,311 @@
+"""One timing controller for the live path: how much audio is in flight, and how much should be.
+
+Pure arithmetic on numbers the worker measures (no audio, no devices, no clock of its own), so it
+is tested on its own against simulated disturbances. The worker thread owns it.
+
+What it controls. For every chunk the worker measures, in 24 kHz samples:
+- `wait`: how long the chunk's last sample had waited when the chunk was written to the speaker
+  queue (the input that had piled up behind it when it was read, plus the compute time);
+- `level`: the speaker queue just before the write.
+Their sum, the audio in flight, is the whole delay of the path apart from the fixed device
+latencies and the chunk itself: end to end = input device + chunk + in flight + output device.
+In steady state it stays put; a stall, an underrun or clock drift moves it.
+
+The target. The speaker queue must never run dry, so in flight must cover the longest wait a
+chunk will have, plus one output device block and a small margin. The cover is measured, not
+guessed:
+- calm chunks (not part of a disturbance, see below) are remembered for `calm_memory_s`: the
+  cover is the longest wait among them, so the jitter the machine really has is covered;
+- any chunk, calm or not, is covered for `recent_memory_s`: during a disturbance (other
+  programs taking the CPU, a model switch) the target rises as far as needed, and falls back a
+  few seconds after the cause is gone (hysteresis, not a ratchet);
+- a chunk whose wait is far above the usual (`outlier_*`) is a stall, not jitter: it is covered
+  only briefly, so a one-off freeze does not keep the delay up for minutes;
+- several elevated chunks close together (`episode_*`) are a disturbance: none of them is
+  remembered as calm.
+Until `trust_s` of calm history exists, the cover is at least the estimate from the warm-up.
+
+Getting back to the target:
+- input that piled up beyond one chunk while the worker was stalled is dropped in whole frames
+  before the next read (`frames_to_drop`; the audio source crossfades over the gap);
+- a lasting excess is spliced out of the chunks about to play, at most `max_shrink_share` of
+  each (crossfaded, see splice.py); a lasting shortfall is spliced in, more gently;
+- small, slow departures (clock drift between microphone and speaker) are resampled away a
+  sample or two per chunk.
+Everything removed or added is counted, and the worker tells the user when the delay rose and
+when it was won back (`events`).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass
+
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """The controller's constants (seconds unless named otherwise)."""
+
+    margin_s: float = 0.004  # beyond the longest wait: the worker's poll and scheduling slop
+    calm_memory_s: float = 120.0  # how long a calm chunk's wait stays covered
+    calm_block_s: float = 2.0  # granularity of that memory (one maximum per block)
+    recent_memory_s: float = 3.0  # how long any chunk's wait stays covered (the hysteresis)
+    trust_s: float = 10.0  # calm history needed before the warm-up estimate is let go
+    cover_cap_s: float = 0.400  # the most a disturbance may raise the target
+    median_chunks: int = 750  # calm waits the usual wait is the median of (~60 s of 80 ms chunks)
+    elevated_ratio: float = 0.5  # elevated: wait > usual * (1 + ratio) + elevated_min_s
+    elevated_min_s: float = 0.010
+    outlier_ratio: float = 1.0  # a stall: wait > usual * (1 + ratio) + outlier_min_s
+    outlier_min_s: float = 0.030
+    episode_window: int = 6  # chunks looked at together ...
+    episode_elevated: int = 3  # ... and how many of them elevated make a disturbance
+    tolerance_s: float = 0.010  # in flight may sit this far off target before a splice
+    patience_chunks: int = 3  # ... for this many chunks in a row
+    max_shrink_share: float = 0.25  # of a chunk spliced out at once (20 ms of an 80 ms chunk)
+    max_grow_share: float = 0.125  # of a chunk spliced in at once
+    crossfade_s: float = 0.005
+    drift_max_ppm: float = 2000.0  # resampling never goes further: far below anything audible
+    drift_gain: float = 1 / 125  # fraction of the smoothed error corrected per chunk...
+    drift_integral_gain: float = 1 / 40_000  # ...plus its running sum, so a steady drift leaves no offset
+    drift_smoothing: float = 0.02  # EMA weight of the newest in-flight reading (~4 s at 80 ms)
+    settle_s: float = 1.0  # on target this long after a disturbance: the delay is back
+    event_interval_s: float = 5.0  # at most one "fell behind" message per this long
+
+
+@dataclass
+class Correction:
+    """What to do to the chunk about to be written: change its length by `samples` (+ longer)."""
+
+    samples: int = 0
+    splice: bool = False  # False: resample (a few samples); True: one crossfaded splice
+
+
+class TimingController:
+    """See the module docstring. All sample counts are at 24 kHz; `now` is the worker's clock (s)."""
+
+    def __init__(self, chunk_samples: int, initial_cover_s: float, policy: TimingPolicy | None = None,
+                 rate: int = SAMPLE_RATE_HZ) -> None:
+        self.policy = policy or TimingPolicy()
+        self.rate = rate
+        self.chunk_samples = int(chunk_samples)
+        self.initial_cover_s = float(initial_cover_s)
+        self.output_block = 0  # samples the output device takes at once (set once known)
+        self._calm_blocks: collections.deque[list[float]] = collections.deque()  # [start, max wait]
+        self._calm_since: float | None = None
+        self._calm_waits: collections.deque[float] = collections.deque(maxlen=self.policy.median_chunks)
+        self._usual_s: float | None = None
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()  # (time, wait)
+        self._pending: collections.deque[list] = collections.deque()  # [time, wait, tainted]
+        self._elevated: collections.deque[bool] = collections.deque(maxlen=self.policy.episode_window)
+        self._disturbed_until = -math.inf
+        self._errors: collections.deque[float] = collections.deque(maxlen=self.policy.patience_chunks)
+        self._ema: float | None = None
+        self._drift_rate = 0.0  # samples per chunk the integral term adds
+        self._splicing = 0  # -1 splicing out, +1 splicing in, 0 not
+        self.in_flight = 0.0  # the latest reading, samples
+        # Counters (samples unless named otherwise), cumulative since start.
+        self.spliced_out = 0
+        self.spliced_in = 0
+        self.resampled = 0  # net samples added (+) / removed (-) by the drift correction
+        self.dropped_frames = 0
+        self.episodes = 0
+        self.events: collections.deque[tuple[str, str]] = collections.deque(maxlen=16)
+        self._behind_since: float | None = None
+        self._behind_cause = ""
+        self._on_target_since: float | None = None
+        self._last_behind_event = -math.inf
+        self._removed_at_behind = 0
+
+    # -- the target ---------------------------------------------------------------------------
+
+    @property
+    def cover_s(self) -> float:
+        """The longest wait the target covers now."""
+        p = self.policy
+        calm = max((block[1] for block in self._calm_blocks), default=0.0)
+        trusted = self._calm_since is not None and self._calm_blocks and \
+            self._calm_blocks[-1][0] - self._calm_since >= p.trust_s
+        if not trusted:
+            calm = max(calm, self.initial_cover_s)
+        recent = max((wait for _, wait in self._recent), default=0.0)
+        return max(calm, min(recent, p.cover_cap_s))
+
+    @property
+    def target(self) -> int:
+        """Audio to keep in flight (samples): the cover, one output block, the margin."""
+        return math.ceil((self.cover_s + self.policy.margin_s) * self.rate) + self.output_block
+
+    @property
+    def usual_wait_s(self) -> float | None:
+        return self._usual_s
+
+    @property
+    def drift_ppm(self) -> float:
+        """The clock drift the correction has settled on (+: the speaker is fed extra samples)."""
+        return self._drift_rate / self.chunk_samples * 1e6
+
+    @property
+    def disturbed(self) -> bool:
+        return bool(self._behind_since is not None)
+
+    # -- what the worker asks -----------------------------------------------------------------
+
+    def frames_to_drop(self, level: int, backlog: int) -> int:
+        """Whole input frames to drop before reading the next chunk, to win back a pile-up.
+
+        `backlog` includes the chunk about to be read. Only input beyond that chunk can go, and
+        only as much as the audio in flight exceeds the target by.
+        """
+        waiting = backlog - self.chunk_samples
+        excess = level + waiting - self.target
+        if waiting < FRAME_SIZE or excess < FRAME_SIZE:
+            return 0
+        return int(min(excess, waiting) // FRAME_SIZE)
+
+    def note_dropped(self, frames: int) -> None:
+        self.dropped_frames += frames
+
+    def first_chunk_silence(self, level: int, backlog: int, compute_s: float) -> int:
+        """Silence to add before the first chunk so it lands behind a full target (samples)."""
+        return max(0, self.target - round(level + backlog + compute_s * self.rate))
+
+    def correct(self, now: float, level: int, backlog: int, compute_s: float, adjust_level: bool = True) -> Correction:
+        """Records one chunk and says how to change its length before it is written.
+
+        level: speaker queue now (samples); backlog: input waiting behind this chunk when it was
+        read (samples); compute_s: its encode + decode. With adjust_level False (sources paced by
+        the speaker) only the wait is recorded.
+        """
+        wait_s = backlog / self.rate + compute_s
+        self._observe(now, wait_s)
+        self.in_flight = level + backlog + compute_s * self.rate
+        if not adjust_level:
+            return Correction()
+        correction = self._plan(self.in_flight)
+        self._follow_recovery(now, correction)
+        return correction
+
+    def note_underrun(self, now: float, missing: int, cause: str) -> None:
+        """The speaker ran dry for `missing` samples: say so once per disturbance."""
+        if missing <= 0:
+            return
+        if self._behind_since is None:
+            self._behind_since = now
+            self._removed_at_behind = self.spliced_out + self.dropped_frames * FRAME_SIZE
+        self._on_target_since = None
+        self._behind_cause = cause
+        if now - self._last_behind_event >= self.policy.event_interval_s:
+            self._last_behind_event = now
+            self.events.append(("behind", f"audio dropped out ({cause}): the delay rises to cover it and comes "
+                                          "back down once this passes"))
+
+    def set_output_block(self, samples: int) -> None:
+        self.output_block = max(self.output_block, int(samples))
+
+    # -- inside -------------------------------------------------------------------------------
+
+    def _thresholds(self) -> tuple[float, float]:
+        p, usual = self.policy, self._usual_s
+        if usual is None:
+            return math.inf, math.inf
+        return (usual * (1 + p.elevated_ratio) + p.elevated_min_s, usual * (1 + p.outlier_ratio) + p.outlier_min_s)
+
+    def _observe(self, now: float, wait_s: float) -> None:
+        p = self.policy
+        self._recent.append((now, wait_s))
+        while self._recent and now - self._recent[0][0] > p.recent_memory_s:
+            self._recent.popleft()
+        elevated_above, outlier_above = self._thresholds()
+        self._elevated.append(wait_s > elevated_above)
+        if sum(self._elevated) >= p.episode_elevated:
+            if now >= self._disturbed_until:
+                self.episodes += 1
+            self._disturbed_until = now + p.recent_memory_s
+            for entry in self._pending:
+                entry[2] = True
+        tainted = now < self._disturbed_until or wait_s > outlier_above
+        self._pending.append([now, wait_s, tainted])
+        if len(self._pending) > p.episode_window:
+            when, wait, tainted = self._pending.popleft()
+            if not tainted:
+                self._remember_calm(when, wait)
+        if self._usual_s is None and len(self._pending) == p.episode_window:
+            self._usual_s = sorted(w for _, w, _ in self._pending)[p.episode_window // 2]
+
+    def _remember_calm(self, when: float, wait: float) -> None:
+        p = self.policy
+        if self._calm_since is None:
+            self._calm_since = when
+        if not self._calm_blocks or when - self._calm_blocks[-1][0] >= p.calm_block_s:
+            self._calm_blocks.append([when, wait])
+        else:
+            self._calm_blocks[-1][1] = max(self._calm_blocks[-1][1], wait)
+        while self._calm_blocks and when - self._calm_blocks[0][0] > p.calm_memory_s:
+            self._calm_blocks.popleft()
+        self._calm_waits.append(wait)
+        if len(self._calm_waits) % 25 == 0 or len(self._calm_waits) < 25:
+            ordered = sorted(self._calm_waits)
+            self._usual_s = ordered[len(ordered) // 2]
+
+    def _plan(self, in_flight: float) -> Correction:
+        p, n = self.policy, self.chunk_samples
+        target = self.target
+        self._errors.append(in_flight - target)
+        # Splicing starts once the error has lasted beyond the tolerance (the queue moves in
+        # device blocks) and goes on until the error is a quarter of that: a band, so readings
+        # that jitter around the tolerance do not start and stop it chunk by chunk.
+        tolerance = p.tolerance_s * self.rate + self.output_block
+        release = tolerance / 4
+        fade = round(p.crossfade_s * self.rate)
+        full = len(self._errors) == p.patience_chunks
+        low, high = min(self._errors), max(self._errors)
+        if self._splicing < 0 and low <= release or self._splicing > 0 and high >= -release:
+            self._splicing = 0
+        if self._splicing == 0 and full:
+            self._splicing = -1 if low > tolerance else 1 if high < -tolerance else 0
+        if self._splicing < 0:
+            amount = int(min(low, p.max_shrink_share * n, n - 2 * fade))
+            self._after_splice(in_flight, -amount)
+            self.spliced_out += amount
+            return Correction(-amount, splice=True)
+        if self._splicing > 0:
+            amount = int(min(-high, p.max_grow_share * n, n - 2 * fade))
+            self._after_splice(in_flight, amount)
+            self.spliced_in += amount
+            return Correction(amount, splice=True)
+        # Clock drift: steer the smoothed reading back to the target, a sample or two at a time.
+        self._ema = in_flight if self._ema is None else self._ema + p.drift_smoothing * (in_flight - self._ema)
+        limit = max(1, round(n * p.drift_max_ppm / 1e6))
+        error = target - self._ema
+        self._drift_rate = max(-limit, min(limit, self._drift_rate + error * p.drift_integral_gain))
+        adjust = int(max(-limit, min(limit, round(self._drift_rate + error * p.drift_gain))))
+        self.resampled += adjust
+        return Correction(adjust, splice=False)
+
+    def _after_splice(self, in_flight: float, change: int) -> None:
+        # The readings so far were taken before this change: shift them, so a lasting excess
+        # keeps being spliced out chunk after chunk instead of waiting out the patience again.
+        self._errors = collections.deque((e + change for e in self._errors), maxlen=self.policy.patience_chunks)
+        self._ema = in_flight + change
+
+    def _follow_recovery(self, now: float, correction: Correction) -> None:
+        """After a disturbance: once on target for `settle_s`, say the delay is back."""
+        if self._behind_since is None:
+            return
+        tolerance = self.policy.tolerance_s * self.rate + self.output_block
+        on_target = abs(self.in_flight + correction.samples - self.target) <= tolerance \
+            and now >= self._disturbed_until
+        if not on_target:
+            self._on_target_since = None
+            return
+        if self._on_target_since is None:
+            self._on_target_since = now
+        if now - self._on_target_since >= self.policy.settle_s:
+            removed = self.spliced_out + self.dropped_frames * FRAME_SIZE - self._removed_at_behind
+            self.events.append(("recovered", f"delay back to normal after {self._behind_cause} "
+                                             f"({removed * 1000 / self.rate:.0f} ms of audio skipped to win it back)"))
+            self._behind_since = None
+            self._on_target_since = None
