@@ -440,6 +440,7 @@ class Engine:
         if session.source.live:
             block = math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
             timing.initial_cover_s += block / SAMPLE_RATE_HZ
+            timing.set_input_block(block)
         timing.set_output_block(math.ceil(counters.output_block_frames * SAMPLE_RATE_HZ / session.io.output_rate))
         session.baseline_underruns = counters.output_underruns
         session.baseline_xruns = counters.input_xruns + counters.output_xruns

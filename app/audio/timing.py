@@ -54,15 +54,18 @@ class TimingPolicy:
     calm_block_s: float = 2.0  # granularity of that memory (one maximum per block)
     recent_memory_s: float = 3.0  # how long any chunk's wait stays covered (the hysteresis)
     trust_s: float = 10.0  # calm history needed before the warm-up estimate is let go
-    cover_cap_s: float = 0.400  # the most a disturbance may raise the target
+    # The most a disturbance may raise the cover, in chunks: a chunk that waits longer than this
+    # means the worker cannot keep up at all, and more delay would only add to what is dropped.
+    cover_cap_chunks: float = 1.5
     median_chunks: int = 750  # calm waits the usual wait is the median of (~60 s of 80 ms chunks)
     elevated_ratio: float = 0.5  # elevated: wait > usual * (1 + ratio) + elevated_min_s
     elevated_min_s: float = 0.010
     outlier_ratio: float = 1.0  # a stall: wait > usual * (1 + ratio) + outlier_min_s
     outlier_min_s: float = 0.030
+    catch_up_slack_s: float = 0.010  # input beyond one block behind a chunk: it is catching up
     episode_window: int = 6  # chunks looked at together ...
     episode_elevated: int = 3  # ... and how many of them elevated make a disturbance
-    tolerance_s: float = 0.010  # in flight may sit this far off target before a splice
+    tolerance_s: float = 0.005  # in flight may sit this far (plus an output block) off target before a splice
     patience_chunks: int = 3  # ... for this many chunks in a row
     max_shrink_share: float = 0.25  # of a chunk spliced out at once (20 ms of an 80 ms chunk)
     max_grow_share: float = 0.125  # of a chunk spliced in at once
@@ -93,6 +96,7 @@ class TimingController:
         self.chunk_samples = int(chunk_samples)
         self.initial_cover_s = float(initial_cover_s)
         self.output_block = 0  # samples the output device takes at once (set once known)
+        self.input_block = 0  # samples the input device delivers at once (set once known)
         self._calm_blocks: collections.deque[list[float]] = collections.deque()  # [start, max wait]
         self._calm_since: float | None = None
         self._calm_waits: collections.deque[float] = collections.deque(maxlen=self.policy.median_chunks)
@@ -131,7 +135,7 @@ class TimingController:
         if not trusted:
             calm = max(calm, self.initial_cover_s)
         recent = max((wait for _, wait in self._recent), default=0.0)
-        return max(calm, min(recent, p.cover_cap_s))
+        return max(calm, min(recent, p.cover_cap_chunks * self.chunk_samples / self.rate))
 
     @property
     def target(self) -> int:
@@ -180,7 +184,11 @@ class TimingController:
         the speaker) only the wait is recorded.
         """
         wait_s = backlog / self.rate + compute_s
-        self._observe(now, wait_s)
+        # A worker that keeps up reads a chunk as soon as its last input block is in, so less than
+        # a block waits behind it. More means it is catching up after a stall: the chunk's wait
+        # shows that stall, not the machine's jitter.
+        catching_up = backlog > self.input_block + self.policy.catch_up_slack_s * self.rate
+        self._observe(now, wait_s, catching_up)
         self.in_flight = level + backlog + compute_s * self.rate
         if not adjust_level:
             return Correction()
@@ -205,6 +213,9 @@ class TimingController:
     def set_output_block(self, samples: int) -> None:
         self.output_block = max(self.output_block, int(samples))
 
+    def set_input_block(self, samples: int) -> None:
+        self.input_block = max(self.input_block, int(samples))
+
     # -- inside -------------------------------------------------------------------------------
 
     def _thresholds(self) -> tuple[float, float]:
@@ -213,7 +224,7 @@ class TimingController:
             return math.inf, math.inf
         return (usual * (1 + p.elevated_ratio) + p.elevated_min_s, usual * (1 + p.outlier_ratio) + p.outlier_min_s)
 
-    def _observe(self, now: float, wait_s: float) -> None:
+    def _observe(self, now: float, wait_s: float, catching_up: bool = False) -> None:
         p = self.policy
         self._recent.append((now, wait_s))
         while self._recent and now - self._recent[0][0] > p.recent_memory_s:
@@ -226,7 +237,7 @@ class TimingController:
             self._disturbed_until = now + p.recent_memory_s
             for entry in self._pending:
                 entry[2] = True
-        tainted = now < self._disturbed_until or wait_s > outlier_above
+        tainted = now < self._disturbed_until or wait_s > outlier_above or catching_up
         self._pending.append([now, wait_s, tainted])
         if len(self._pending) > p.episode_window:
             when, wait, tainted = self._pending.popleft()
