@@ -1,8 +1,20 @@
-"""Shared test fixtures: the tiny model folders and an isolated app data dir."""
+"""Shared test fixtures: the tiny model folders, isolated user folders and the audio servers.
+
+Isolation has two layers. pytest_configure points the whole session (this process and every
+subprocess it starts, including the audio servers) at a temporary home for everything the app
+and its libraries write: the app data dir, XDG data/config/cache/state (platformdirs' log dir,
+QSettings, onnxruntime's and PyInstaller's caches, PulseAudio's cookie, wireplumber's state) and
+the Hugging Face cache. HOME itself stays: pyenv's shims and git read their setup from it. On top,
+`_isolated_data_dir` gives each test a fresh MIMI_LIVE_DATA_DIR; session fixtures such as the
+audio servers snapshot the environment before it applies, so their subprocesses share the
+session's data dir (a rewrite cached by one live run is reused by the next).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +25,49 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MODEL_VARIANTS = ("tiny-8cb", "tiny-16cb", "tiny-8cb-fp16", "tiny-16cb-fp16")
+AUDIO_SERVERS = ("pulseaudio", "pipewire")
+REQUIRE_SERVERS_ENV = "MIMI_LIVE_REQUIRE_PULSE"  # "1" in CI: a missing audio server fails
+
+# Folders the session redirects, and the variables that would point elsewhere and so are dropped.
+SESSION_DIRS = {
+    "MIMI_LIVE_DATA_DIR": "data",
+    "XDG_DATA_HOME": "xdg-data",
+    "XDG_CONFIG_HOME": "xdg-config",
+    "XDG_CACHE_HOME": "xdg-cache",
+    "XDG_STATE_HOME": "xdg-state",
+    "HF_HOME": "hf",
+}
+SESSION_DROPPED = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "MIMI_LIVE_LOG_DIR", "PYINSTALLER_CONFIG_DIR")
+_saved_environ: dict[str, str] | None = None
+_session_home: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection: huggingface_hub reads HF_HOME when a test module imports it.
+    global _saved_environ, _session_home
+    _saved_environ = dict(os.environ)
+    _session_home = Path(tempfile.mkdtemp(prefix="mimi-live-session-"))
+    for name in SESSION_DROPPED:
+        os.environ.pop(name, None)
+    for name, sub in SESSION_DIRS.items():
+        (_session_home / sub).mkdir()
+        os.environ[name] = str(_session_home / sub)
+    # Same reason as in _isolated_data_dir, for subprocesses of session fixtures.
+    os.environ.setdefault("MIMI_LIVE_THREADS", "1")
+
+
+def session_home() -> Path:
+    """The session's temporary home (tests/test_isolation.py checks that writes land there)."""
+    assert _session_home is not None, "pytest_configure has not run"
+    return _session_home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _saved_environ is not None:
+        os.environ.clear()
+        os.environ.update(_saved_environ)
+    if _session_home is not None:
+        shutil.rmtree(_session_home, ignore_errors=True)
 
 
 def model_dir(name: str) -> Path:
@@ -52,24 +107,44 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.fixture(scope="session")
-def pulse_server():
-    """A private PulseAudio daemon with null sinks `mic` and `speaker` (see tests/pulse.py).
+def _serve(kind: str):
+    """Start a private audio server of `kind` for a fixture: yields it, stops it afterwards.
 
-    Skips when PulseAudio is missing or will not start, unless MIMI_LIVE_REQUIRE_PULSE=1 (CI),
-    where that is a failure.
+    Skips when the server's tools are missing or it will not start, unless
+    MIMI_LIVE_REQUIRE_PULSE=1 (CI), where that is a failure.
     """
-    import os
-
     from pulse import PulseUnavailable, start_pulse_server  # tests/pulse.py
 
+    if kind == "pulseaudio":
+        start = start_pulse_server
+    else:
+        from pipewire import start_pipewire_server  # tests/pipewire.py
+
+        start = start_pipewire_server
     try:
-        server = start_pulse_server()
+        server = start()
     except PulseUnavailable as exc:
-        if os.environ.get("MIMI_LIVE_REQUIRE_PULSE") == "1":
-            pytest.fail(f"no PulseAudio (MIMI_LIVE_REQUIRE_PULSE=1): {exc}")
-        pytest.skip(f"no PulseAudio: {exc}")
+        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
+            pytest.fail(f"no {kind} ({REQUIRE_SERVERS_ENV}=1): {exc}")
+        pytest.skip(f"no {kind}: {exc}")
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pulse_server():
+    """A private PulseAudio daemon with null sinks `mic` and `speaker` (see tests/pulse.py)."""
+    yield from _serve("pulseaudio")
+
+
+@pytest.fixture(scope="session", params=AUDIO_SERVERS)
+def audio_server(request: pytest.FixtureRequest):
+    """Each audio server in turn, with the same surface (tests/pulse.py, tests/pipewire.py):
+    a test using it runs once per server, with ids like `[pipewire]`. The PulseAudio one is
+    `pulse_server` itself, so a session starts one PulseAudio daemon however many tests ask."""
+    if request.param == "pulseaudio":
+        yield request.getfixturevalue("pulse_server")
+    else:
+        yield from _serve(request.param)

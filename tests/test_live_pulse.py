@@ -1,7 +1,9 @@
-"""The live engine through a real audio server: PortAudio -> PulseAudio null sinks -> PortAudio.
+"""The live engine through a real audio server: PortAudio -> null sinks -> PortAudio.
 
-`mimi-live run` runs in a subprocess (PulseAudio picks its source and sink from the environment
-before PortAudio starts). The test plays into the `mic` sink and listens on `speaker.monitor`.
+Every test runs twice, on PulseAudio and on PipeWire (the `audio_server` fixture; PortAudio
+reaches PipeWire through ALSA's `pulse` device and pipewire-pulse). `mimi-live run` runs in a
+subprocess (the server picks its source and sink from the environment before PortAudio starts).
+The test plays into the `mic` sink and listens on `speaker.monitor`.
 
 Latency: chirps are played into a combine sink that feeds `mic` and `speaker` at once, so one
 recording of `speaker.monitor` holds each chirp twice: straight away (the reference) and after
@@ -67,7 +69,11 @@ def finish(app: subprocess.Popen, timeout: float) -> dict:
     return json.loads(out)
 
 
-def test_bypass_end_to_end_latency_through_the_audio_server(pulse_server, tmp_path) -> None:
+def server_name(server) -> str:
+    return f"PipeWire {server.version}" if hasattr(server, "version") else "PulseAudio"
+
+
+def test_bypass_end_to_end_latency_through_the_audio_server(audio_server, tmp_path) -> None:
     template = chirp()
     signal = np.zeros(int(6 * RATE), np.float32)
     starts = [int((1 + k * CHIRP_SPACING_S) * RATE) for k in range(5)]
@@ -75,14 +81,14 @@ def test_bypass_end_to_end_latency_through_the_audio_server(pulse_server, tmp_pa
         signal[start : start + len(template)] = template
     wav = tmp_path / "chirps.wav"
     sf.write(str(wav), signal, RATE)
-    loaded = pulse_server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
+    loaded = audio_server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
     assert loaded.returncode == 0, loaded.stderr
 
-    app = run_app(pulse_server, model_dir("tiny-8cb"), 9, "--bypass")
+    app = run_app(audio_server, model_dir("tiny-8cb"), 9, "--bypass")
     time.sleep(2.0)  # the app is streaming
-    recorder = pulse_server.start_recording_speaker()
+    recorder = audio_server.start_recording_speaker()
     time.sleep(0.3)
-    player = subprocess.Popen(["paplay", "--device=both", str(wav)], env=pulse_server.env)
+    player = subprocess.Popen(["paplay", "--device=both", str(wav)], env=audio_server.env)
     player.wait(timeout=20)
     summary = finish(app, timeout=30)
     recording = recorder.stop()
@@ -92,7 +98,7 @@ def test_bypass_end_to_end_latency_through_the_audio_server(pulse_server, tmp_pa
     assert len(peaks) == 2 * len(starts), f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
     latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2])]
     measured = float(np.median(latencies_ms))
-    print(f"\nend-to-end latency (bypass, 80 ms chunks): measured {latencies_ms} ms, p50 {measured:.1f} ms; "
+    print(f"\n[{server_name(audio_server)}] end-to-end latency (bypass, 80 ms chunks): measured {latencies_ms} ms, p50 {measured:.1f} ms; "
           f"engine estimate p50 {summary['latency_ms']['p50']} ms; pre-roll {summary['preroll_ms']:.1f} ms")
     assert 80 < measured < 400
     assert max(latencies_ms) - min(latencies_ms) < 15, "latency must not drift within a session"
@@ -101,17 +107,17 @@ def test_bypass_end_to_end_latency_through_the_audio_server(pulse_server, tmp_pa
     assert summary["underruns"] == 0 and summary["callback_errors"] == 0
 
 
-def test_sixty_seconds_of_codec_mode_without_underruns(pulse_server, tmp_path) -> None:
+def test_sixty_seconds_of_codec_mode_without_underruns(audio_server, tmp_path) -> None:
     rng = np.random.default_rng(0)
     seconds = 60
     speech_like = (0.1 * rng.standard_normal(seconds * RATE) * (1 + np.sin(np.arange(seconds * RATE) / RATE * 2 * np.pi * 3))).astype(np.float32)
     wav = tmp_path / "noise.wav"
     sf.write(str(wav), speech_like, RATE)
     metrics_path = tmp_path / "metrics.jsonl"
-    app = run_app(pulse_server, model_dir("tiny-8cb"), seconds + 2, "--metrics-out", str(metrics_path))
+    app = run_app(audio_server, model_dir("tiny-8cb"), seconds + 2, "--metrics-out", str(metrics_path))
     time.sleep(1.0)
-    player = pulse_server.play_into_mic(wav)
-    recorder = pulse_server.start_recording_speaker()
+    player = audio_server.play_into_mic(wav)
+    recorder = audio_server.start_recording_speaker()
     summary = finish(app, timeout=seconds + 60)
     played = recorder.stop()
     player.kill()
