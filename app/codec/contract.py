@@ -5,6 +5,11 @@ onnxruntime sessions with state_spec.txt: names, order, dtypes, ranks and
 every static dimension it can check. Transformer KV sizes are read from the
 graphs, never assumed. Anything off raises ModelError naming the file, the
 tensor and what was expected.
+
+Runs on whichever thread loads the codec. ``inspect_decoder`` parses the whole
+decoder protobuf (holding the GIL for tens of ms at full size), so a loader that
+shares the process with real-time threads runs it in ``prepare``'s child process
+and hands ``load_contract`` the stored answer instead.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import onnx
 import onnxruntime as ort
@@ -26,6 +31,8 @@ __all__ = [
     "DECODER_FILE",
     "SPEC_FILE",
     "ModelContract",
+    "DecoderInspection",
+    "inspect_decoder",
     "model_files",
     "load_contract",
 ]
@@ -196,8 +203,16 @@ def _check_model(
     return _ModelIO(layers, heads, head_dim, inputs.names, outputs.names)
 
 
-def _inspect_decoder(path: Path, num_codebooks: int) -> tuple[int | None, str | None, str]:
-    """Return (codebook_size, zero-row problem, weights) from the decoder graph."""
+class DecoderInspection(NamedTuple):
+    """What load_contract reads from the decoder graph itself (not from the session)."""
+
+    codebook_size: int | None  # rows of the codebook tables, None if not found
+    zero_row_problem: str | None  # why the zero-row edit cannot be done, if so
+    weights: str  # "fp32" or "fp16"
+
+
+def inspect_decoder(path: Path, num_codebooks: int) -> DecoderInspection:
+    """Return (codebook_size, zero-row problem, weights) from the decoder graph (a full protobuf parse)."""
     try:
         # The weights are not needed here, only dims and types.
         model = onnx.load(str(path), load_external_data=False)
@@ -214,12 +229,22 @@ def _inspect_decoder(path: Path, num_codebooks: int) -> tuple[int | None, str | 
     try:
         tables = find_codebook_tables(model, num_codebooks, path.name)
     except CodebookEditUnsupported as exc:
-        return None, str(exc), weights
-    return tables[0].rows, None, weights
+        return DecoderInspection(None, str(exc), weights)
+    return DecoderInspection(tables[0].rows, None, weights)
 
 
-def load_contract(folder: Path, encoder: ort.InferenceSession, decoder: ort.InferenceSession) -> ModelContract:
-    """Validate ``folder`` and its two loaded sessions; return what they offer."""
+_inspect_decoder = inspect_decoder  # the name it had before it was shared with prepare
+
+
+def load_contract(
+    folder: Path, encoder: ort.InferenceSession, decoder: ort.InferenceSession,
+    inspect: Callable[[Path, int], DecoderInspection] = inspect_decoder,
+) -> ModelContract:
+    """Validate ``folder`` and its two loaded sessions; return what they offer.
+
+    ``inspect(decoder_path, K)`` reads the decoder graph; a prepared model passes its stored
+    answer (``PreparedModel.inspection``) so no protobuf is parsed here.
+    """
     folder = Path(folder)
     encoder_path, decoder_path, spec_path = model_files(folder)
     spec = parse_state_spec(spec_path)
@@ -232,7 +257,7 @@ def load_contract(folder: Path, encoder: ort.InferenceSession, decoder: ort.Infe
             f"{DECODER_FILE}: KV cache is {dec.layers} layers x {dec.heads} heads x {dec.head_dim} dims but "
             f"{ENCODER_FILE} has {enc.layers} x {enc.heads} x {enc.head_dim}; expected the same transformer size"
         )
-    codebook_size, problem, weights = _inspect_decoder(decoder_path, k)
+    codebook_size, problem, weights = inspect(decoder_path, k)
     return ModelContract(
         folder=folder,
         encoder_path=encoder_path,

@@ -9,6 +9,12 @@ The transformer KV caches are kept to the newest ``kv_window`` tokens (default
 cost stays flat over hours; the graphs' position layout is probed at load and
 the window turns itself off (with ``kv_warning``) if the layout is not the one
 the re-basing relies on. See ``kvwindow``.
+
+Built on a loader thread. Without ``prepared`` that thread parses the model graphs
+itself (first-use rewrites, the decoder inspection), holding the GIL for long
+stretches; with a ``PreparedModel`` from ``prepare.prepare_model`` it only opens
+onnxruntime sessions and runs the KV probe, and ``prepare_codebooks`` hands any
+graph work to prepare's child process too.
 """
 
 from __future__ import annotations
@@ -23,10 +29,11 @@ import onnxruntime as ort
 
 from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 from .codebooks import decoder_with_zero_rows
-from .contract import ModelContract, load_contract, model_files
+from .contract import ModelContract, inspect_decoder, load_contract, model_files
 from .errors import InputError, ModelError, one_line
 from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
+from .prepare import PreparedModel, prepare_model
 
 __all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
 
@@ -124,6 +131,7 @@ class StreamingCodec:
     def __init__(
         self, folder: Path | str, codebooks: int | None = None, threads: int | None = None,
         kv_window: int | None = DEFAULT_KV_WINDOW, kv_slack: int = DEFAULT_KV_SLACK, optimize: bool = True,
+        prepared: PreparedModel | None = None,
     ) -> None:
         kv_window = _check_window(kv_window)
         if not isinstance(kv_slack, int) or isinstance(kv_slack, bool) or kv_slack < 0:
@@ -133,17 +141,25 @@ class StreamingCodec:
             raise InputError(f"threads must be a positive integer or None, got {threads!r}")
         folder = Path(folder)
         sources = model_files(folder)[:2]
-        encoder_path, decoder_path = sources
-        if optimize:  # the same graphs with the big strided convs as MatMuls (see graphopt)
-            encoder_path, decoder_path = optimized_model_path(encoder_path), optimized_model_path(decoder_path)
+        self._optimize = optimize
+        self._prepared = prepared = self._check_prepared(prepared, folder, codebooks)
+        if prepared is not None:  # graphs chosen (and made) in prepare's child process
+            encoder_path, decoder_path = prepared.encoder_path, prepared.decoder_path
+        else:
+            encoder_path, decoder_path = sources
+            if optimize:  # the same graphs with the big strided convs as MatMuls (see graphopt)
+                encoder_path, decoder_path = optimized_model_path(encoder_path), optimized_model_path(decoder_path)
         # Which of (encoder, decoder) run the rewritten graph.
-        self.rewritten: tuple[bool, bool] = (encoder_path != sources[0].resolve(), decoder_path != sources[1].resolve())
+        self.rewritten: tuple[bool, bool] = (
+            encoder_path.resolve() != sources[0].resolve(), decoder_path.resolve() != sources[1].resolve()
+        )
         self._decoder_path = decoder_path  # what runs: the rewritten copy when there is one
         self.threads: int | None = threads  # intra-op threads per session (None: onnxruntime's default)
         self._options = _session_options(threads)
         self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
         full_decoder = _open_session(decoder_path, self._options, "re-download the model folder")
-        self.contract: ModelContract = load_contract(folder, self._encoder, full_decoder)
+        inspect = prepared.inspection if prepared is not None else inspect_decoder
+        self.contract: ModelContract = load_contract(folder, self._encoder, full_decoder, inspect)
 
         c = self.contract
         self.max_codebooks: int = c.num_codebooks
@@ -170,6 +186,41 @@ class StreamingCodec:
         if self.num_codebooks < self.max_codebooks:
             # Only needed again if k goes back to K; a full-size decoder is ~100-200 MB.
             del self._decoders[False]
+
+    def _check_prepared(
+        self, prepared: PreparedModel | None, folder: Path, codebooks: int | None
+    ) -> PreparedModel | None:
+        if prepared is None:
+            return None
+        if not isinstance(prepared, PreparedModel):
+            raise InputError(f"prepared must be a PreparedModel from prepare_model, got {type(prepared).__name__}")
+        if prepared.folder != folder.resolve() or prepared.optimize != self._optimize:
+            raise InputError(
+                f"prepared is for {prepared.folder} (optimize={prepared.optimize}), "
+                f"not {folder.resolve()} (optimize={self._optimize}); prepare this model"
+            )
+        if not prepared.is_current():  # its files changed since: prepare again (in the child)
+            prepared = prepare_model(folder, codebooks, optimize=self._optimize)
+        return prepared
+
+    @property
+    def prepared(self) -> PreparedModel | None:
+        """What the codec was built from when given a PreparedModel (None: it read the graphs itself)."""
+        return self._prepared
+
+    def _zero_row_path(self, codebooks: int) -> Path:
+        """The zero-row decoder of the graph that runs: made here, or in prepare's child if prepared."""
+        prepared = self._prepared
+        if prepared is None:
+            return decoder_with_zero_rows(self._decoder_path)
+        if prepared.zero_row_decoder is None or not prepared.zero_row_decoder.is_file():
+            prepared = prepare_model(prepared.folder, codebooks, optimize=prepared.optimize)
+            if prepared.decoder_path != self._decoder_path or prepared.zero_row_decoder is None:
+                raise ModelError(
+                    f"{self._decoder_path.name}: the model changed on disk since it was loaded; load it again"
+                )
+            self._prepared = prepared
+        return prepared.zero_row_decoder
 
     def _probe_windows(self, decoder: ort.InferenceSession, window: int | None) -> tuple[KVWindow, KVWindow]:
         """One frame through each graph, empty vs short random cache; the codec's state is not touched."""
@@ -246,7 +297,7 @@ class StreamingCodec:
         edited = codebooks < self.max_codebooks
         if edited not in self._decoders:
             if edited:
-                path = decoder_with_zero_rows(self._decoder_path)
+                path = self._zero_row_path(int(codebooks))
                 remedy = f"delete {path.parent} to rebuild it"
             else:
                 path, remedy = self._decoder_path, "re-download the model folder"  # the graph loaded at start

@@ -6,6 +6,10 @@ audio callbacks. So the first load of a model on a machine times a short stream 
 1, 2, 4, ... threads and keeps the smallest count within 5% of the fastest. The answer
 is stored in ``<data dir>/threads.json`` keyed by the model files, the core count and
 the onnxruntime version. ``MIMI_LIVE_THREADS=N`` overrides it.
+
+Runs on a loader thread. Measuring takes both cores flat out for seconds, so a caller
+that loads while a stream runs passes ``may_measure=False``: it gets the stored count,
+or ``default_threads()`` untimed and unsaved (a timing taken under load would be wrong).
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from .contract import model_files
 from .derived import source_key
 from .errors import InputError
 
-__all__ = ["THREADS_ENV", "TUNING_FILE", "thread_candidates", "tuned_threads", "tuning_record", "measure_threads"]
+__all__ = [
+    "THREADS_ENV", "TUNING_FILE", "thread_candidates", "default_threads", "tuned_threads", "tuning_record",
+    "measure_threads",
+]
 
 THREADS_ENV = "MIMI_LIVE_THREADS"
 TUNING_FILE = "threads.json"
@@ -40,6 +47,13 @@ def physical_cores() -> int:
 def thread_candidates(cores: int | None = None) -> list[int]:
     cores = cores or physical_cores()
     return sorted({n for n in (1, 2, 4, 8, cores) if n <= cores})
+
+
+def default_threads(cores: int | None = None) -> int:
+    """The count to use before one is measured: one per physical core (onnxruntime's own
+    default), at most 2, since Mimi's per-frame matrices rarely gain from more and each extra
+    thread is taken from the GUI and the audio."""
+    return min(2, cores or physical_cores())  # 1 and 2 are always among thread_candidates
 
 
 def measure_threads(folder: Path, threads: int) -> float:
@@ -92,8 +106,14 @@ def tuning_record(folder: Path | str, cache_dir: Path | None = None) -> dict | N
 def tuned_threads(
     folder: Path | str, cache_dir: Path | None = None, again: bool = False,
     measure: Callable[[Path, int], float] = measure_threads, status: Callable[[str], None] | None = None,
+    may_measure: bool = True,
 ) -> int:
-    """The thread count to run `folder` with here (measured on first use or with `again`, then read back)."""
+    """The thread count to run `folder` with here (measured on first use or with `again`, then read back).
+
+    With `may_measure` False nothing is timed or written: the stored count, else default_threads().
+    """
+    if again and not may_measure:
+        raise InputError("tuned_threads: again=True needs may_measure=True (it measures)")
     forced = _override()
     if forced is not None:
         return forced
@@ -104,6 +124,8 @@ def tuned_threads(
     known = None if again else tuning_record(folder, cache_dir)
     if known is not None:
         return known["threads"]
+    if not may_measure:
+        return default_threads(cores)
     path = Path(cache_dir or data_dir()) / TUNING_FILE
     key = _tuning_key(Path(folder), cores)
     if status is not None:
