@@ -154,6 +154,7 @@ class _Session:
     # start is not a glitch anyone hears, so it is not counted.
     baseline_underruns: int = 0
     baseline_xruns: int = 0
+    seen_xruns: int = 0
     chunks: int = 0
     zero_input_s: float = 0.0
     warned_silence: bool = False
@@ -443,25 +444,33 @@ class Engine:
             timing.set_input_block(block)
         timing.set_output_block(math.ceil(counters.output_block_frames * SAMPLE_RATE_HZ / session.io.output_rate))
         session.baseline_underruns = counters.output_underruns
-        session.baseline_xruns = counters.input_xruns + counters.output_xruns
+        session.baseline_xruns = session.seen_xruns = counters.input_xruns + counters.output_xruns
         session.seen_underrun_samples = counters.underrun_samples
         session.sink.write_silence(timing.first_chunk_silence(session.sink.level(), queued, compute_s))
         self.info["preroll_ms"] = timing.target * 1000 / SAMPLE_RATE_HZ
         self._note_first_audio(session, session.sink.level())
 
     def _watch_dropouts(self, session: _Session) -> None:
-        """Tells the timing when the speaker ran dry (it raises the target to cover the cause)."""
+        """Tells the timing when the listener heard a gap: the speaker queue ran dry, or the
+        device reported an xrun (its callback came late: the machine or the GIL was busy)."""
         counters = session.io.counters
-        missing = counters.underrun_samples - session.seen_underrun_samples
-        if session.chunks == 0 or missing <= 0:
+        if session.chunks == 0:
             return
-        session.seen_underrun_samples += missing
-        missing_24k = round(missing * SAMPLE_RATE_HZ / session.io.output_rate)
-        budget_ms = session.config.chunk_ms
-        wait = session.last_wait_ms
-        cause = (f"the codec took {wait:.0f} ms for a {budget_ms} ms chunk" if wait > budget_ms
-                 else "the system or the audio device stalled")
-        session.timing.note_underrun(session.clock(), missing_24k, cause)
+        missing = counters.underrun_samples - session.seen_underrun_samples
+        xruns = counters.input_xruns + counters.output_xruns
+        new_xruns = xruns - session.seen_xruns
+        session.seen_xruns = xruns
+        if missing <= 0 and new_xruns <= 0:
+            return
+        session.seen_underrun_samples += max(0, missing)
+        wait, budget_ms = session.last_wait_ms, session.config.chunk_ms
+        if missing > 0:
+            cause = (f"the codec took {wait:.0f} ms for a {budget_ms} ms chunk" if wait > budget_ms
+                     else "the system or the audio device stalled")
+        else:
+            cause = "the audio device reported an xrun: the machine was too busy to feed it in time"
+        session.timing.note_underrun(session.clock(), round(max(0, missing) * SAMPLE_RATE_HZ / session.io.output_rate),
+                                     cause)
         self._forward_timing_events(session)
 
     def _forward_timing_events(self, session: _Session) -> None:

@@ -197,9 +197,9 @@ class TimingController:
         return correction
 
     def note_underrun(self, now: float, missing: int, cause: str) -> None:
-        """The speaker ran dry for `missing` samples: say so once per disturbance."""
-        if missing <= 0:
-            return
+        """The listener heard a gap: the speaker queue ran dry for `missing` samples, or (with
+        missing 0) the device itself reported one. Said once per disturbance; the delay a dry
+        queue adds is in the next readings, so the target needs no push from here."""
         if self._behind_since is None:
             self._behind_since = now
             self._removed_at_behind = self.spliced_out + self.dropped_frames * FRAME_SIZE

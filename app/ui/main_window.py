@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -35,6 +36,7 @@ from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
 from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
 from app.ui import theme
+from app.ui.budget_bar import LatencyBudgetBar
 from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import INT8_CHOICES, ControlsPanel, format_bps, int8_label, int8_source_name, int8_tooltip
 from app.ui.engine_bridge import EngineBridge
@@ -43,6 +45,7 @@ from app.ui.plots import LevelMeter, PlotsPanel
 log = logging.getLogger(__name__)
 
 TEXT_REFRESH_MS = 250  # readouts and status bar: ~4 Hz, easy to read
+INFO_BANNER_MS = 10_000  # a good-news banner ("the delay is back") goes by itself
 RECENT_FOLDERS_MAX = 10
 QUIET_STOP_REASONS = ("stopped", "restarting", "window closed")
 
@@ -84,6 +87,11 @@ class Banner(QFrame):
         layout.addWidget(self.close_button, 0, Qt.AlignTop)
         self.kind = ""
         self.hide()
+
+    def hide_later(self, ms: int) -> None:
+        """Hides this message after `ms` unless another one replaced it meanwhile."""
+        shown = (self.kind, self.label.text())
+        QTimer.singleShot(ms, lambda: self.hide() if (self.kind, self.label.text()) == shown else None)
 
     def show_message(self, kind: str, text: str) -> None:
         self.kind = kind
@@ -218,6 +226,8 @@ class MainWindow(QMainWindow):
         meter_box.setMinimumWidth(260)
         strip.addWidget(meter_box, 2)
         right.addLayout(strip)
+        self.budget_bar = LatencyBudgetBar()
+        right.addWidget(self.budget_bar)
 
         self.welcome = QLabel(WELCOME_HTML)
         self.welcome.setWordWrap(True)
@@ -251,6 +261,12 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.busy_bar)
         bar.addWidget(self.busy_label)
         self.status = {name: QLabel() for name in ("model", "bitrate", "rtf", "xruns", "dropped", "fps")}
+        self.status["xruns"].setToolTip(
+            "Dropouts you may hear: the speaker queue running dry (underruns) and the audio device "
+            "reporting that its callbacks came late (device xruns); overruns: input the app had no room for")
+        self.status["dropped"].setToolTip(
+            "Audio skipped to win back delay after a disturbance: whole input frames dropped and "
+            "crossfaded splices of the output")
         for label in self.status.values():
             label.setStyleSheet(f"color: {theme.MUTED}; padding: 0 6px;")
             bar.addPermanentWidget(label)
@@ -761,6 +777,10 @@ class MainWindow(QMainWindow):
             self.show_message("error", event.message)
         elif event.kind == "warning":
             self.show_message("warning", event.message)
+        elif event.kind == "info":  # e.g. the delay won back: it replaces the warning, then goes
+            if not (self.banner.isVisible() and self.banner.kind == "error"):
+                self.show_message("info", event.message)
+                self.banner.hide_later(INFO_BANNER_MS)
         elif event.kind == "stopped":
             if event.message not in QUIET_STOP_REASONS:
                 self.show_message("error", f"streaming stopped: {event.message}")
@@ -847,11 +867,16 @@ class MainWindow(QMainWindow):
             window = self.controls.kv_window()
             r["kv"].set(f"{last.kv_encoder}" + (f" / {window}" if window else ""))
             s["rtf"].setText(f"RTF {rtf:.2f}")
-            s["xruns"].setText(f"underruns {last.underruns} · overruns {last.overruns}")
-            s["dropped"].setText(f"dropped {last.dropped_frames} frames")
+            s["xruns"].setText(f"dropouts {last.dropouts} (underruns {last.underruns} · device xruns {last.xruns})"
+                               + (f" · overruns {last.overruns}" if last.overruns else ""))
+            s["dropped"].setText(f"skipped {last.skipped_ms / 1000:.1f} s")
+            self.budget_bar.set_budget({stage: float(np.median([m.budget_ms[stage] for m in recent]))
+                                        for stage in last.budget_ms})
         elif not self.bridge.running:
             for key in ("rtf", "latency", "kv"):
                 r[key].set("–")
+            if self.budget_bar.budget:
+                self.budget_bar.set_budget({})
         ticks = list(self._tick_times)
         fps = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 and ticks[-1] > ticks[0] else 0.0
         s["fps"].setText(f"UI {fps:.0f} fps")

@@ -1,0 +1,128 @@
+"""After a disturbance the delay comes back: measured by chirps through a real audio server.
+
+`mimi-live run --bypass` streams through a private PulseAudio daemon while a chirp every second
+is played into a combine sink feeding the app's microphone and the speaker at once; one
+recording of speaker.monitor gives the TRUE delay at each chirp (tests/chirps.py), independent of
+the app's own estimate. Each test disturbs the running app and checks that, within 10 s of the
+disturbance ending, the delay is back within 25 ms of where it was before, and that the app
+said what happened.
+
+The model is the tiny fixture unless MIMI_LIVE_TEST_MODEL names another (the full-size stand-in
+for the numbers in the README).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from chirps import RATE, chirp_train, delays_ms
+from conftest import model_dir
+
+pytestmark = [pytest.mark.pulse, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SPACING_S = 1.0
+RECOVERY_S = 10.0
+TOLERANCE_MS = 25.0
+
+
+def _model() -> str:
+    return os.environ.get("MIMI_LIVE_TEST_MODEL") or str(model_dir("tiny-8cb"))
+
+
+class ChirpSession:
+    """The app streaming in bypass, a chirp train playing, speaker.monitor recorded."""
+
+    def __init__(self, server, tmp_path: Path, seconds: float) -> None:
+        loaded = server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
+        assert loaded.returncode == 0, loaded.stderr
+        self.server, self.seconds = server, seconds
+        signal_, _ = chirp_train(seconds, SPACING_S)
+        self.wav = tmp_path / "chirps.wav"
+        sf.write(str(self.wav), signal_, RATE)
+        command = [sys.executable, "-m", "app", "run", "--model", _model(), "--bypass", "--json",
+                   "--duration", str(seconds + 8)]
+        self.app = subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        self.stderr: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.stderr.extend(self.app.stderr), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + 60
+        while not any("streaming" in line for line in self.stderr):  # the app says so once it streams
+            assert self.app.poll() is None and time.monotonic() < deadline, "".join(self.stderr)
+            time.sleep(0.1)
+        time.sleep(3.0)  # past the first seconds, where the timing still trusts its warm-up estimate
+        self.recorder = server.start_recording_speaker()
+        time.sleep(0.3)
+        self.started = time.monotonic()
+        self.player = subprocess.Popen(["paplay", "--device=both", str(self.wav)], env=server.env)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def wait_until(self, t: float) -> None:
+        time.sleep(max(0.0, t - self.elapsed()))
+
+    def finish(self) -> tuple[list[tuple[float, float | None]], dict, str]:
+        self.player.wait(timeout=self.seconds + 30)
+        out = self.app.stdout.read()
+        self.app.wait(timeout=60)
+        self._reader.join(timeout=10)
+        recording = self.recorder.stop()
+        err = "".join(self.stderr)
+        assert self.app.returncode == 0, err
+        return delays_ms(recording, SPACING_S), json.loads(out), err
+
+
+def _median(delays, start: float, end: float) -> float:
+    values = [d for t, d in delays if start <= t < end and d is not None]
+    assert len(values) >= 0.6 * (end - start) / SPACING_S, f"too few chirps came back between {start} and {end} s: {delays}"
+    return float(np.median(values))
+
+
+def _report(name: str, delays, summary: dict) -> None:
+    print(f"\n{name}: true delay per chirp (s, ms): {[(round(t, 1), d and round(d, 1)) for t, d in delays]}")
+    print(f"{name}: summary {json.dumps({k: summary.get(k) for k in ('latency_ms', 'underruns', 'xruns', 'dropped_frames', 'skipped_ms', 'stretched_ms', 'timing')})}")
+
+
+def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) -> None:
+    session = ChirpSession(pulse_server, tmp_path, seconds=26)
+    session.wait_until(11.0)
+    os.kill(session.app.pid, signal.SIGSTOP)  # the whole app, callbacks included, for 1.5 s
+    time.sleep(1.5)
+    os.kill(session.app.pid, signal.SIGCONT)
+    delays, summary, err = session.finish()
+    _report("freeze", delays, summary)
+    steady = _median(delays, 2, 10)
+    after = _median(delays, 12.5 + RECOVERY_S - 3, 12.5 + RECOVERY_S + 2)
+    assert abs(after - steady) < TOLERANCE_MS, (steady, after)
+    assert summary["skipped_ms"] > 500  # the input the server kept during the freeze was dropped
+    assert "dropped out" in err or summary["xruns"] > 0  # and the app said so
+
+
+def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp_path) -> None:
+    session = ChirpSession(pulse_server, tmp_path, seconds=38)
+    session.wait_until(10.0)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        time.sleep(15.0)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    delays, summary, _ = session.finish()
+    _report("cpu load", delays, summary)
+    steady = _median(delays, 2, 10)
+    after = _median(delays, 25 + RECOVERY_S - 3, 25 + RECOVERY_S + 2)
+    assert abs(after - steady) < TOLERANCE_MS, (steady, after)
