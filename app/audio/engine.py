@@ -35,7 +35,7 @@ from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.audio.splice import resample_to, splice
 from app.audio.timing import Correction, TimingController, TimingPolicy
-from app.codec import StreamingCodec
+from app.codec import StreamingCodec, prepare_model
 from app.codec.tuning import tuned_threads
 from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
 
@@ -102,9 +102,15 @@ class EngineConfig:
 
 
 def load_codec(config: EngineConfig) -> StreamingCodec:
-    """Loads the codec for `config` (slow: call it off the GUI thread); threads tuned unless given."""
+    """Loads the codec for `config` (slow: call it off the GUI thread); threads tuned unless given.
+
+    The graph work (rewrites, zero-row decoder, inspection) runs in a child process the first
+    time, so a load while audio streams never holds this process's GIL for long.
+    """
     threads = config.threads or tuned_threads(config.model)
-    return StreamingCodec(config.model, codebooks=config.codebooks, threads=threads, kv_window=config.kv_window)
+    prepared = prepare_model(config.model, config.codebooks)
+    return StreamingCodec(config.model, codebooks=config.codebooks, threads=threads, kv_window=config.kv_window,
+                          prepared=prepared)
 
 
 def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> float:
@@ -183,6 +189,7 @@ class Engine:
         self.monitor = "codec"  # written by the caller, read by the worker at each chunk
         self.stop_reason: str | None = None
         self.timing_policy = timing_policy
+        self._chunk_done = threading.Event()  # set by the worker after each chunk (for loaders)
         self._saved_switch_interval: float | None = None
 
     # -- caller side -------------------------------------------------------------------------
@@ -277,10 +284,15 @@ class Engine:
         dropped.
         """
         session = self._require_session()
-        config = replace(session.config, model=model or session.config.model, codebooks=codebooks)
+        model = model or session.config.model
+        # Thread counts are timed only while nothing streams: a timing taken now would measure the
+        # stream as much as the model, and be kept.
+        threads = session.config.threads or tuned_threads(model, may_measure=False)
+        config = replace(session.config, model=model, codebooks=codebooks, threads=threads)
 
         def load() -> None:
             codec = load_codec(config)
+            self._between_chunks()  # the warm-up's cold first call in the worker's idle time
             warm_up(codec, config.chunk_samples, calls=1)
 
             def swap(current: _Session) -> None:
@@ -294,14 +306,17 @@ class Engine:
     def request_codebooks(self, codebooks: int) -> threading.Thread:
         """Switches the codebook count of the running codec, its stream state carrying on.
 
-        The decoder for k < K is prepared in the background (built once, then cached); the
-        switch itself happens between two chunks.
+        The decoder for k < K is prepared in the background (built once, then cached) and run
+        once, so its first call in the stream is not a cold one; the switch itself happens
+        between two chunks.
         """
         session = self._require_session()
         codec = session.codec
 
         def prepare() -> None:
             codec.prepare_codebooks(codebooks)
+            self._between_chunks()
+            codec.warm_codebooks(codebooks)
 
             def switch(current: _Session) -> None:
                 if current.codec is codec:  # not replaced by another model meanwhile
@@ -312,6 +327,12 @@ class Engine:
             self._schedule(session, switch)
 
         return self._in_background(prepare, "could not switch codebooks")
+
+    def _between_chunks(self, timeout_s: float = 1.0) -> None:
+        """Waits (loader thread) until the worker has just finished a chunk: work started now
+        shares the CPU with the worker's idle time rather than with its next chunk."""
+        self._chunk_done.clear()
+        self._chunk_done.wait(timeout_s)
 
     def set_kv_window(self, window: int | None) -> None:
         """Changes the KV window of the running codec; it applies at the next chunk."""
@@ -422,6 +443,7 @@ class Engine:
         self._watch_silence(session, dry)
         session.chunks += 1
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
+        self._chunk_done.set()
         return True
 
     @staticmethod
