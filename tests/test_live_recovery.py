@@ -41,19 +41,24 @@ def _model() -> str:
     return os.environ.get("MIMI_LIVE_TEST_MODEL") or str(model_dir("tiny-8cb"))
 
 
+def _second_model() -> str:
+    return os.environ.get("MIMI_LIVE_TEST_MODEL_B") or str(model_dir("tiny-16cb"))
+
+
 class ChirpSession:
     """The app streaming in bypass, a chirp train playing, speaker.monitor recorded."""
 
-    def __init__(self, server, tmp_path: Path, seconds: float) -> None:
+    def __init__(self, server, tmp_path: Path, seconds: float, command: list[str] | None = None,
+                 env: dict | None = None) -> None:
         loaded = server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
         assert loaded.returncode == 0, loaded.stderr
         self.server, self.seconds = server, seconds
         signal_, _ = chirp_train(seconds, SPACING_S)
         self.wav = tmp_path / "chirps.wav"
         sf.write(str(self.wav), signal_, RATE)
-        command = [sys.executable, "-m", "app", "run", "--model", _model(), "--bypass", "--json",
-                   "--duration", str(seconds + 8)]
-        self.app = subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE,
+        command = command or [sys.executable, "-m", "app", "run", "--model", _model(), "--bypass", "--json",
+                              "--duration", str(seconds + 8)]
+        self.app = subprocess.Popen(command, env=env or server.env, cwd=REPO, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
         self._reader = threading.Thread(target=lambda: self.stderr.extend(self.app.stderr), daemon=True)
@@ -126,3 +131,18 @@ def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp
     steady = _median(delays, 2, 10)
     after = _median(delays, 25 + RECOVERY_S - 3, 25 + RECOVERY_S + 2)
     assert abs(after - steady) < TOLERANCE_MS, (steady, after)
+
+
+def test_delay_holds_through_a_codebook_switch_and_a_switch_to_an_unprepared_model(pulse_server, tmp_path) -> None:
+    """The real engine (tests/live_driver.py, the window's API) switches to 4 codebooks at 10 s and
+    to another model, never prepared in this data folder, at 20 s, while it streams."""
+    env = {**pulse_server.env, "MIMI_LIVE_DATA_DIR": str(tmp_path / "fresh-data")}
+    command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds", "40",
+               "--codebooks-at", "10", "4", "--model-at", "20", _second_model()]
+    session = ChirpSession(pulse_server, tmp_path, seconds=34, command=command, env=env)
+    delays, summary, err = session.finish()
+    _report("switches", delays, summary)
+    assert "now" in err and summary["codebooks"] != 4  # both switches ran: the last is the new model's K
+    steady = _median(delays, 2, 9)
+    for start in (12, 22):  # from two seconds after each switch was asked for
+        assert abs(_median(delays, start, start + RECOVERY_S - 2) - steady) < TOLERANCE_MS, (steady, delays)

@@ -1,0 +1,55 @@
+"""Streams through the real engine and switches while it plays (a subprocess of the live tests).
+
+    python tests/live_driver.py MODEL --seconds S [--codebooks-at T K] [--model-at T MODEL2] [--bypass]
+
+Run under the private audio server's environment (PULSE_SOURCE/PULSE_SINK), it opens the real
+PortAudio devices through the Engine's public API, exactly as the window does, prints
+"streaming" on stderr once it plays and the session summary as JSON on stdout at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.audio.engine import Engine, EngineConfig  # noqa: E402 - after the path above
+from app.audio.metrics import EngineEvent  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--codebooks-at", nargs=2, metavar=("T", "K"))
+    parser.add_argument("--model-at", nargs=2, metavar=("T", "MODEL"))
+    parser.add_argument("--bypass", action="store_true")
+    args = parser.parse_args()
+    engine = Engine()
+    engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec"))
+    print("streaming", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    pending = []
+    if args.codebooks_at:
+        pending.append((float(args.codebooks_at[0]), lambda: engine.request_codebooks(int(args.codebooks_at[1]))))
+    if args.model_at:
+        pending.append((float(args.model_at[0]), lambda: engine.request_codec(model=args.model_at[1])))
+    pending.sort(key=lambda item: item[0])
+    while time.monotonic() - started < args.seconds and engine.running:
+        while pending and time.monotonic() - started >= pending[0][0]:
+            print(f"switch at {time.monotonic() - started:.2f}", file=sys.stderr, flush=True)
+            pending.pop(0)[1]()
+        for item in engine.queue.drain():
+            if isinstance(item, EngineEvent):
+                print(f"{item.kind}: {item.message}", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+    print(json.dumps(engine.stop(), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
