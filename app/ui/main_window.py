@@ -697,11 +697,9 @@ class MainWindow(QMainWindow):
         )
 
     def toggle_running(self) -> None:
-        if self.bridge.busy:
-            return
-        if self.bridge.running:
+        if self.bridge.running:  # Stop works during a switch too: a late swap is dropped
             self.stop()
-        else:
+        elif not self.bridge.busy:
             self.start()
 
     def start(self) -> bool:
@@ -830,7 +828,7 @@ class MainWindow(QMainWindow):
         c.start_button.setStyleSheet(
             f"QPushButton {{ background: {'#8a2b2b' if running else '#2b6a3f'}; color: white; border-radius: 4px; }}"
             "QPushButton:disabled { background: #3a3f47; color: #777; }")
-        c.start_button.setEnabled(not busy and (running or has_model))
+        c.start_button.setEnabled(running or (not busy and has_model))
         for widget in (c.model_combo, c.open_model_button, c.codebooks_combo, c.kv_combo):
             widget.setEnabled(not busy)
         c.codebooks_combo.setEnabled(not busy and c.codebooks_combo.count() > 1)
