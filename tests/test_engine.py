@@ -41,7 +41,7 @@ def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_first_target_covers_twice_the_slowest_warm_up_call_and_an_input_block() -> None:
-    from app.audio.engine import INITIAL_COVER_BLOCK_S, initial_cover_s
+    from app.audio.engine_config import INITIAL_COVER_BLOCK_S, initial_cover_s
 
     assert initial_cover_s([0.020, 0.022, 0.021]) == pytest.approx(2 * 0.022 + INITIAL_COVER_BLOCK_S)
 

@@ -22,152 +22,33 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import psutil
 
-from app.audio.metrics import (
-    AudioTap, EngineEvent, FrameMetrics, MetricsQueue, SessionStats, level_db, process_age_s,
+from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
+    CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_S, DEFAULT_KV_WINDOW, KV_WINDOW_CHOICES, MONITORS, SOURCES,
+    WARMUP_CALLS, EngineConfig, EngineError, initial_cover_s, load_codec, real_io, warm_up,
 )
+from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
 from app.audio.recorder import RecordingError, SessionRecorder
+from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
+    FADE_SAMPLES, LiveSession, apply_correction, chunk_metrics, input_latency_s, monitor_mix, silence_event,
+)
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
-from app.audio.splice import resample_to, splice
-from app.audio.timing import Correction, TimingController, TimingPolicy
-from app.codec import StreamingCodec, prepare_model
+from app.audio.timing import TimingController, TimingPolicy
+from app.codec import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.config import FRAME_MS, FRAME_SIZE, SAMPLE_RATE_HZ
+from app.config import SAMPLE_RATE_HZ
 
 log = logging.getLogger(__name__)
 
-MONITORS = ("codec", "bypass", "residual")
-SOURCES = ("mic", "file", "tone")
-CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))  # 80 .. 560
-KV_WINDOW_CHOICES = (None, 125, 250, 500)
-DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
-FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
-SILENCE_WARNING_S = 2.0
-WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
-# Until the live waits are known, the target covers twice the slowest steady warm-up call (live
-# calls run colder than back-to-back ones) and one 10 ms input block.
-INITIAL_COVER_COMPUTE_SHARE = 2.0
-INITIAL_COVER_BLOCK_S = 0.010
-# PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
-# to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
-DEFAULT_DEVICE_LATENCY_S = 0.010
 POLL_S = 0.002
 # The PortAudio callbacks are Python: they wait for the GIL whenever the worker or the GUI hold it.
 # CPython hands it over every 5 ms by default, half of a 10 ms device buffer; 1 ms keeps them prompt.
 GIL_SWITCH_INTERVAL_S = 0.001
-
-
-class EngineError(Exception):
-    """The engine cannot do what was asked (bad setting, already running, ...)."""
-
-
-@dataclass
-class EngineConfig:
-    """Everything a session needs; `validate()` says in one line what is wrong."""
-
-    model: Path | str
-    codebooks: int | None = None
-    chunk_ms: int = FRAME_MS
-    kv_window: int | None = DEFAULT_KV_WINDOW
-    threads: int | None = None
-    source: str = "mic"
-    input_file: Path | None = None
-    tone_hz: float = 440.0
-    input_device: int | str | None = None
-    output_device: int | str | None = None
-    monitor: str = "codec"
-    record_dir: Path | None = None
-    device_latency_s: float = DEFAULT_DEVICE_LATENCY_S
-
-    @property
-    def chunk_samples(self) -> int:
-        return self.chunk_ms * SAMPLE_RATE_HZ // 1000
-
-    def validate(self) -> None:
-        if self.chunk_ms not in CHUNK_CHOICES_MS:
-            raise EngineError(f"chunk {self.chunk_ms} ms: choose one of {', '.join(map(str, CHUNK_CHOICES_MS))} ms")
-        if self.source not in SOURCES:
-            raise EngineError(f"source '{self.source}': choose one of {', '.join(SOURCES)}")
-        if self.monitor not in MONITORS:
-            raise EngineError(f"monitor '{self.monitor}': choose one of {', '.join(MONITORS)}")
-        if self.source == "file" and self.input_file is None:
-            raise EngineError("source 'file' needs an input file")
-        if self.kv_window is not None and self.kv_window < 2:
-            raise EngineError(f"KV window {self.kv_window}: use at least 2 tokens, or none")
-
-
-def load_codec(config: EngineConfig) -> StreamingCodec:
-    """Loads the codec for `config` (slow: call it off the GUI thread); threads tuned unless given.
-
-    The graph work (rewrites, zero-row decoder, inspection) runs in a child process the first
-    time, so a load while audio streams never holds this process's GIL for long.
-    """
-    threads = config.threads or tuned_threads(config.model)
-    prepared = prepare_model(config.model, config.codebooks)
-    return StreamingCodec(config.model, codebooks=config.codebooks, threads=threads, kv_window=config.kv_window,
-                          prepared=prepared)
-
-
-def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> float:
-    """Runs a few chunks of quiet noise through the codec, resets it, returns each call's time (s)."""
-    rng = np.random.default_rng(0)
-    durations = []
-    for _ in range(calls):
-        pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
-        started = time.perf_counter()
-        codec.decode(codec.encode(pcm))
-        durations.append(time.perf_counter() - started)
-    codec.reset()
-    return durations
-
-
-def initial_cover_s(compute_s: list[float]) -> float:
-    """The longest wait to cover before live waits are measured, from steady warm-up calls (s)."""
-    return INITIAL_COVER_COMPUTE_SHARE * max(compute_s) + INITIAL_COVER_BLOCK_S
-
-
-def _real_io(config: EngineConfig):
-    from app.audio.devices import resolve_device
-    from app.audio.streams import AudioIO
-
-    use_input = config.source == "mic"
-    input_device = resolve_device(config.input_device, "input") if use_input else None
-    output_device = resolve_device(config.output_device, "output")
-    return AudioIO(input_device, output_device, use_input=use_input, preferred_rate=SAMPLE_RATE_HZ,
-                   latency=config.device_latency_s)
-
-
-@dataclass
-class _Session:
-    """Per-run state, owned by the worker once started."""
-
-    config: EngineConfig
-    codec: StreamingCodec
-    io: object
-    source: object
-    sink: OutputSink
-    timing: TimingController
-    chunk: np.ndarray
-    clock: Callable[[], float]  # the devices' clock where they have one (FakeIO), else perf_counter
-    recorder: SessionRecorder | None = None
-    seen_underrun_samples: int = 0
-    # Counters before the first chunk reached the speaker: silence missing while the streams
-    # start is not a glitch anyone hears, so it is not counted.
-    baseline_underruns: int = 0
-    baseline_xruns: int = 0
-    seen_xruns: int = 0
-    chunks: int = 0
-    zero_input_s: float = 0.0
-    warned_silence: bool = False
-    applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
-    started_at: float = field(default_factory=time.perf_counter)
-    requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
-    last_wait_ms: float = 0.0
 
 
 class Engine:
@@ -179,8 +60,8 @@ class Engine:
         self.audio_tap = AudioTap()  # recent dry/wet audio for spectrograms, read at the display's pace
         self.stats = SessionStats()
         self.info: dict = {}
-        self._io_factory = io_factory or _real_io
-        self._session: _Session | None = None
+        self._io_factory = io_factory or real_io
+        self._session: LiveSession | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._finish_lock = threading.Lock()
@@ -243,14 +124,14 @@ class Engine:
         self.stats = SessionStats()
         self.stop_reason = None
         clock = getattr(io, "clock", None) or time.perf_counter
-        self._session = _Session(config, codec, io, source, sink, timing, np.zeros(config.chunk_samples, np.float32),
+        self._session = LiveSession(config, codec, io, source, sink, timing, np.zeros(config.chunk_samples, np.float32),
                                  clock, recorder, requested_at=requested_at)
         self.info = {
             "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
             "chunk_ms": config.chunk_ms,
             "kv_window": config.kv_window, "source": config.source,
             "input_rate": io.input_rate if config.source == "mic" else None,
-            "output_rate": io.output_rate, "input_latency_ms": self._input_latency_s(io, config) * 1000,
+            "output_rate": io.output_rate, "input_latency_ms": input_latency_s(self._session) * 1000,
             "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": timing.target * 1000 / SAMPLE_RATE_HZ,
             "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
@@ -295,7 +176,7 @@ class Engine:
             self._between_chunks()  # the warm-up's cold first call in the worker's idle time
             warm_up(codec, config.chunk_samples, calls=1)
 
-            def swap(current: _Session) -> None:
+            def swap(current: LiveSession) -> None:
                 current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)
                 self._announce_codec(current)
 
@@ -318,7 +199,7 @@ class Engine:
             self._between_chunks()
             codec.warm_codebooks(codebooks)
 
-            def switch(current: _Session) -> None:
+            def switch(current: LiveSession) -> None:
                 if current.codec is codec:  # not replaced by another model meanwhile
                     codec.set_codebooks(codebooks)
                     current.config = replace(current.config, codebooks=codebooks)
@@ -338,7 +219,7 @@ class Engine:
         """Changes the KV window of the running codec; it applies at the next chunk."""
         session = self._require_session()
 
-        def apply(current: _Session) -> None:
+        def apply(current: LiveSession) -> None:
             current.codec.set_kv_window(window)
             current.config = replace(current.config, kv_window=window)
             self.info["kv_window"] = window
@@ -349,7 +230,7 @@ class Engine:
         """Starts recording into `folder` (or stops, with None) between two chunks."""
         session = self._require_session()
 
-        def apply(current: _Session) -> None:
+        def apply(current: LiveSession) -> None:
             if current.recorder is not None:
                 current.recorder.close()
                 current.recorder = None
@@ -364,13 +245,13 @@ class Engine:
 
         self._schedule(session, apply)
 
-    def _require_session(self) -> _Session:
+    def _require_session(self) -> LiveSession:
         session = self._session
         if session is None:
             raise EngineError("the engine is not running")
         return session
 
-    def _schedule(self, session: _Session, action: Callable[[_Session], None]) -> None:
+    def _schedule(self, session: LiveSession, action: Callable[[LiveSession], None]) -> None:
         # deque.append is atomic: the caller's thread hands the action to the worker.
         self._actions.append((session, action))
 
@@ -386,10 +267,6 @@ class Engine:
         return loader
 
     # -- worker side -------------------------------------------------------------------------
-
-    @staticmethod
-    def _input_latency_s(io, config: EngineConfig) -> float:
-        return io.input_latency_s if config.source == "mic" else 0.0
 
     def _run(self) -> None:
         try:
@@ -430,31 +307,25 @@ class Engine:
         wet = codec.decode(codes)
         decode_ms = codec.last_decode_ms
         compute_s = session.clock() - started
-        out = self._monitor_mix(session, dry, wet)
+        out = monitor_mix(session, self.monitor, dry, wet)
         if session.chunks == 0:
             self._align_first_chunk(session, queued, compute_s)
         buffered = sink.level()
         correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live)
-        sink.write(self._apply(session, correction, out))
+        sink.write(apply_correction(session, correction, out))
         self._forward_timing_events(session)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
             session.recorder.write(dry, wet)
-        self._watch_silence(session, dry)
+        warning = silence_event(session, dry)
+        if warning is not None:
+            self.queue.put(warning)
         session.chunks += 1
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
         self._chunk_done.set()
         return True
 
-    @staticmethod
-    def _apply(session: _Session, correction: Correction, out: np.ndarray) -> np.ndarray:
-        if correction.samples == 0:
-            return out
-        if correction.splice:
-            return splice(out, correction.samples, round(session.timing.policy.crossfade_s * SAMPLE_RATE_HZ))
-        return resample_to(out, len(out) + correction.samples)
-
-    def _align_first_chunk(self, session: _Session, queued: int, compute_s: float) -> None:
+    def _align_first_chunk(self, session: LiveSession, queued: int, compute_s: float) -> None:
         # The streams start at slightly different moments; whatever the speaker consumed before
         # the first chunk was silence. Top it back up so the first chunk lands behind a full
         # target. Input arrives in device blocks, so a chunk can be ready up to a block later
@@ -472,7 +343,7 @@ class Engine:
         self.info["preroll_ms"] = timing.target * 1000 / SAMPLE_RATE_HZ
         self._note_first_audio(session, session.sink.level())
 
-    def _watch_dropouts(self, session: _Session) -> None:
+    def _watch_dropouts(self, session: LiveSession) -> None:
         """Tells the timing when the listener heard a gap: the speaker queue ran dry, or the
         device reported an xrun (its callback came late: the machine or the GIL was busy)."""
         counters = session.io.counters
@@ -495,13 +366,13 @@ class Engine:
                                      cause)
         self._forward_timing_events(session)
 
-    def _forward_timing_events(self, session: _Session) -> None:
+    def _forward_timing_events(self, session: LiveSession) -> None:
         events = session.timing.events
         while events:
             kind, message = events.popleft()
             self.queue.put(EngineEvent("warning" if kind == "behind" else "info", message))
 
-    def _note_first_audio(self, session: _Session, buffered: int) -> None:
+    def _note_first_audio(self, session: LiveSession, buffered: int) -> None:
         """When the first chunk will be heard, as the latency readout reckons it: now, plus the
         audio queued ahead of it, plus the output device's latency."""
         ahead = buffered / SAMPLE_RATE_HZ + session.io.output_latency_s
@@ -510,79 +381,25 @@ class Engine:
             "after_launch": round(process_age_s() + ahead, 3),  # from process start
         }
 
-    def _run_actions(self, session: _Session) -> None:
+    def _run_actions(self, session: LiveSession) -> None:
         while self._actions:
             owner, action = self._actions.popleft()
             if owner is session:  # asked of an earlier session: nothing to apply it to
                 action(session)
 
-    def _announce_codec(self, session: _Session) -> None:
+    def _announce_codec(self, session: LiveSession) -> None:
         self.info.update(model=str(session.config.model), codebooks=session.codec.num_codebooks,
                          bitrate_bps=session.codec.bitrate_bps)
         self.queue.put(EngineEvent("model", f"now {Path(str(session.config.model)).name}, "
                                             f"{session.codec.num_codebooks} codebooks"))
 
-    def _monitor_mix(self, session: _Session, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
-        mode = self.monitor if self.monitor in MONITORS else "codec"
-
-        def signal(name: str) -> np.ndarray:
-            return wet if name == "codec" else dry if name == "bypass" else dry - wet
-
-        out = np.array(signal(mode), dtype=np.float32)
-        previous = session.applied_monitor
-        if previous != mode:
-            ramp = np.linspace(0.0, 1.0, FADE_SAMPLES, dtype=np.float32)
-            before = signal(previous)[:FADE_SAMPLES] if previous else np.zeros(FADE_SAMPLES, np.float32)
-            out[:FADE_SAMPLES] = before * (1 - ramp) + out[:FADE_SAMPLES] * ramp
-            session.applied_monitor = mode
-        return out
-
-    def _watch_silence(self, session: _Session, dry: np.ndarray) -> None:
-        if not session.source.live:
-            return
-        if np.any(dry):
-            if session.warned_silence:
-                self.queue.put(EngineEvent("warning", "microphone input is back"))
-            session.zero_input_s, session.warned_silence = 0.0, False
-            return
-        session.zero_input_s += len(dry) / SAMPLE_RATE_HZ
-        if session.zero_input_s >= SILENCE_WARNING_S and not session.warned_silence:
-            session.warned_silence = True
-            self.queue.put(EngineEvent(
-                "warning", "the microphone has delivered only zeros for 2 s: is it muted, or is this app "
-                           "blocked from using it (system privacy settings)?"))
-
-    def _publish(self, session: _Session, codes, dry, out, encode_ms, decode_ms, queued, buffered) -> None:
-        config, io, timing = session.config, session.io, session.timing
-        counters = io.counters
-        live = session.source.live
-        queued_ms = queued * 1000 / SAMPLE_RATE_HZ
-        session.last_wait_ms = queued_ms + encode_ms + decode_ms
-        to_ms = 1000 / SAMPLE_RATE_HZ
-        metrics = FrameMetrics(
-            chunk=session.chunks, session_s=session.chunks * config.chunk_ms / 1000,
-            frames=codes.shape[1], encode_ms=encode_ms, decode_ms=decode_ms, codes=codes.astype(np.int16),
-            codebooks=codes.shape[0], kv_encoder=session.codec.kv_length[0], kv_decoder=session.codec.kv_length[1],
-            input_level_db=level_db(dry), output_level_db=level_db(out), queue_ms=queued_ms,
-            output_buffer_ms=buffered * to_ms,
-            input_device_ms=self._input_latency_s(io, config) * 1000,
-            frame_wait_ms=config.chunk_ms if live else 0.0,  # the first sample waits for the last
-            output_device_ms=io.output_latency_s * 1000,
-            target_ms=timing.target * to_ms,
-            latency_ms=(self._input_latency_s(io, config) * 1000 + (config.chunk_ms if live else 0.0) + queued_ms
-                        + encode_ms + decode_ms + buffered * to_ms + io.output_latency_s * 1000),
-            underruns=counters.output_underruns - session.baseline_underruns,
-            overruns=counters.input_overruns,
-            xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns,
-            dropped_frames=timing.dropped_frames,
-            skipped_ms=(timing.spliced_out + timing.dropped_frames * FRAME_SIZE) * to_ms,
-            stretched_ms=timing.spliced_in * to_ms,
-            callback_errors=counters.callback_errors, monitor=session.applied_monitor or self.monitor,
-            rss_mb=self._process.memory_info().rss / 1e6,
-        )
+    def _publish(self, session: LiveSession, codes, dry, out, encode_ms, decode_ms, queued, buffered) -> None:
+        session.last_wait_ms = queued * 1000 / SAMPLE_RATE_HZ + encode_ms + decode_ms
+        metrics = chunk_metrics(session, codes, dry, out, encode_ms, decode_ms, queued, buffered, self.monitor,
+                                self._process.memory_info().rss / 1e6)
         self.stats.add(metrics)
         self.queue.put(metrics)
-        self.info["drift_correction_ppm"] = round(timing.drift_ppm)
+        self.info["drift_correction_ppm"] = round(session.timing.drift_ppm)
         self.info["preroll_ms"] = metrics.target_ms
 
     def _finish(self, reason: str) -> None:

@@ -1,0 +1,112 @@
+"""What a live session is asked to do, and the codec it runs (caller and loader threads).
+
+EngineConfig is checked by `validate()` before anything opens; `load_codec` and `warm_up` are
+slow (a model load, a few codec calls) and never run on the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.codec import StreamingCodec, prepare_model
+from app.codec.tuning import tuned_threads
+from app.config import FRAME_MS, SAMPLE_RATE_HZ
+
+MONITORS = ("codec", "bypass", "residual")
+SOURCES = ("mic", "file", "tone")
+CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))  # 80 .. 560
+KV_WINDOW_CHOICES = (None, 125, 250, 500)
+DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
+WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
+# Until the live waits are known, the target covers twice the slowest steady warm-up call (live
+# calls run colder than back-to-back ones) and one 10 ms input block.
+INITIAL_COVER_COMPUTE_SHARE = 2.0
+INITIAL_COVER_BLOCK_S = 0.010
+# PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
+# to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
+DEFAULT_DEVICE_LATENCY_S = 0.010
+
+
+class EngineError(Exception):
+    """The engine cannot do what was asked (bad setting, already running, ...)."""
+
+
+@dataclass
+class EngineConfig:
+    """Everything a session needs; `validate()` says in one line what is wrong."""
+
+    model: Path | str
+    codebooks: int | None = None
+    chunk_ms: int = FRAME_MS
+    kv_window: int | None = DEFAULT_KV_WINDOW
+    threads: int | None = None
+    source: str = "mic"
+    input_file: Path | None = None
+    tone_hz: float = 440.0
+    input_device: int | str | None = None
+    output_device: int | str | None = None
+    monitor: str = "codec"
+    record_dir: Path | None = None
+    device_latency_s: float = DEFAULT_DEVICE_LATENCY_S
+
+    @property
+    def chunk_samples(self) -> int:
+        return self.chunk_ms * SAMPLE_RATE_HZ // 1000
+
+    def validate(self) -> None:
+        if self.chunk_ms not in CHUNK_CHOICES_MS:
+            raise EngineError(f"chunk {self.chunk_ms} ms: choose one of {', '.join(map(str, CHUNK_CHOICES_MS))} ms")
+        if self.source not in SOURCES:
+            raise EngineError(f"source '{self.source}': choose one of {', '.join(SOURCES)}")
+        if self.monitor not in MONITORS:
+            raise EngineError(f"monitor '{self.monitor}': choose one of {', '.join(MONITORS)}")
+        if self.source == "file" and self.input_file is None:
+            raise EngineError("source 'file' needs an input file")
+        if self.kv_window is not None and self.kv_window < 2:
+            raise EngineError(f"KV window {self.kv_window}: use at least 2 tokens, or none")
+
+
+def load_codec(config: EngineConfig) -> StreamingCodec:
+    """Loads the codec for `config` (slow: call it off the GUI thread); threads tuned unless given.
+
+    The graph work (rewrites, zero-row decoder, inspection) runs in a child process the first
+    time, so a load while audio streams never holds this process's GIL for long.
+    """
+    threads = config.threads or tuned_threads(config.model)
+    prepared = prepare_model(config.model, config.codebooks)
+    return StreamingCodec(config.model, codebooks=config.codebooks, threads=threads, kv_window=config.kv_window,
+                          prepared=prepared)
+
+
+def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> list[float]:
+    """Runs a few chunks of quiet noise through the codec, resets it, returns each call's time (s)."""
+    rng = np.random.default_rng(0)
+    durations = []
+    for _ in range(calls):
+        pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
+        started = time.perf_counter()
+        codec.decode(codec.encode(pcm))
+        durations.append(time.perf_counter() - started)
+    codec.reset()
+    return durations
+
+
+def initial_cover_s(compute_s: list[float]) -> float:
+    """The longest wait to cover before live waits are measured, from steady warm-up calls (s)."""
+    return INITIAL_COVER_COMPUTE_SHARE * max(compute_s) + INITIAL_COVER_BLOCK_S
+
+
+def real_io(config: EngineConfig):
+    """Opens the PortAudio streams `config` names (not started)."""
+    from app.audio.devices import resolve_device
+    from app.audio.streams import AudioIO
+
+    use_input = config.source == "mic"
+    input_device = resolve_device(config.input_device, "input") if use_input else None
+    output_device = resolve_device(config.output_device, "output")
+    return AudioIO(input_device, output_device, use_input=use_input, preferred_rate=SAMPLE_RATE_HZ,
+                   latency=config.device_latency_s)

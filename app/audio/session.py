@@ -1,0 +1,129 @@
+"""One live session's state and the per-chunk pieces of the worker's job (worker thread).
+
+LiveSession is owned by the worker once started. The functions here each do one part of a
+chunk: mix what the listener hears, carry out the timing's correction, watch for a silent
+microphone, and build the chunk's metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.audio.engine_config import MONITORS, EngineConfig
+from app.audio.metrics import EngineEvent, FrameMetrics, level_db
+from app.audio.recorder import SessionRecorder
+from app.audio.sources import OutputSink
+from app.audio.splice import resample_to, splice
+from app.audio.timing import Correction, TimingController
+from app.codec import StreamingCodec
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+
+FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
+SILENCE_WARNING_S = 2.0
+
+
+@dataclass
+class LiveSession:
+    """Per-run state, owned by the worker once started."""
+
+    config: EngineConfig
+    codec: StreamingCodec
+    io: object
+    source: object
+    sink: OutputSink
+    timing: TimingController
+    chunk: np.ndarray
+    clock: Callable[[], float]  # the devices' clock where they have one (FakeIO), else perf_counter
+    recorder: SessionRecorder | None = None
+    seen_underrun_samples: int = 0
+    # Counters before the first chunk reached the speaker: silence missing while the streams
+    # start is not a glitch anyone hears, so it is not counted.
+    baseline_underruns: int = 0
+    baseline_xruns: int = 0
+    seen_xruns: int = 0
+    chunks: int = 0
+    zero_input_s: float = 0.0
+    warned_silence: bool = False
+    applied_monitor: str | None = None  # None until the first chunk (fade in from silence)
+    started_at: float = field(default_factory=time.perf_counter)
+    requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
+    last_wait_ms: float = 0.0
+
+
+def input_latency_s(session: LiveSession) -> float:
+    return session.io.input_latency_s if session.config.source == "mic" else 0.0
+
+
+def monitor_mix(session: LiveSession, mode: str, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
+    """What the speaker plays: codec, bypass or residual, crossfaded from the previous choice."""
+    mode = mode if mode in MONITORS else "codec"
+
+    def signal(name: str) -> np.ndarray:
+        return wet if name == "codec" else dry if name == "bypass" else dry - wet
+
+    out = np.array(signal(mode), dtype=np.float32)
+    previous = session.applied_monitor
+    if previous != mode:
+        ramp = np.linspace(0.0, 1.0, FADE_SAMPLES, dtype=np.float32)
+        before = signal(previous)[:FADE_SAMPLES] if previous else np.zeros(FADE_SAMPLES, np.float32)
+        out[:FADE_SAMPLES] = before * (1 - ramp) + out[:FADE_SAMPLES] * ramp
+        session.applied_monitor = mode
+    return out
+
+
+def apply_correction(session: LiveSession, correction: Correction, out: np.ndarray) -> np.ndarray:
+    """The chunk lengthened or shortened as the timing asked: resampled by a few samples, or spliced."""
+    if correction.samples == 0:
+        return out
+    if correction.splice:
+        return splice(out, correction.samples, round(session.timing.policy.crossfade_s * SAMPLE_RATE_HZ))
+    return resample_to(out, len(out) + correction.samples)
+
+
+def silence_event(session: LiveSession, dry: np.ndarray) -> EngineEvent | None:
+    """A warning after 2 s of an all-zero microphone, and a note when it comes back."""
+    if not session.source.live:
+        return None
+    if np.any(dry):
+        back = session.warned_silence
+        session.zero_input_s, session.warned_silence = 0.0, False
+        return EngineEvent("warning", "microphone input is back") if back else None
+    session.zero_input_s += len(dry) / SAMPLE_RATE_HZ
+    if session.zero_input_s >= SILENCE_WARNING_S and not session.warned_silence:
+        session.warned_silence = True
+        return EngineEvent("warning", "the microphone has delivered only zeros for 2 s: is it muted, or is this app "
+                                      "blocked from using it (system privacy settings)?")
+    return None
+
+
+def chunk_metrics(session: LiveSession, codes: np.ndarray, dry: np.ndarray, out: np.ndarray, encode_ms: float,
+                  decode_ms: float, queued: int, buffered: int, monitor: str, rss_mb: float) -> FrameMetrics:
+    """The chunk's metrics: its latency stage by stage, codes, levels, KV and the counters."""
+    config, io, timing = session.config, session.io, session.timing
+    counters = io.counters
+    to_ms = 1000 / SAMPLE_RATE_HZ
+    stages = {  # the chunk's first sample, from the microphone to the speaker
+        "input_device": input_latency_s(session) * 1000,
+        "frame": float(config.chunk_ms) if session.source.live else 0.0,  # it waits for the last
+        "input_wait": queued * to_ms, "encode": encode_ms, "decode": decode_ms,
+        "speaker_queue": buffered * to_ms, "output_device": io.output_latency_s * 1000,
+    }
+    return FrameMetrics(
+        chunk=session.chunks, session_s=session.chunks * config.chunk_ms / 1000,
+        frames=codes.shape[1], encode_ms=encode_ms, decode_ms=decode_ms, codes=codes.astype(np.int16),
+        codebooks=codes.shape[0], kv_encoder=session.codec.kv_length[0], kv_decoder=session.codec.kv_length[1],
+        input_level_db=level_db(dry), output_level_db=level_db(out), queue_ms=stages["input_wait"],
+        output_buffer_ms=stages["speaker_queue"], input_device_ms=stages["input_device"],
+        frame_wait_ms=stages["frame"], output_device_ms=stages["output_device"],
+        target_ms=timing.target * to_ms, latency_ms=sum(stages.values()),
+        underruns=counters.output_underruns - session.baseline_underruns, overruns=counters.input_overruns,
+        xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns,
+        dropped_frames=timing.dropped_frames,
+        skipped_ms=(timing.spliced_out + timing.dropped_frames * FRAME_SIZE) * to_ms,
+        stretched_ms=timing.spliced_in * to_ms,
+        callback_errors=counters.callback_errors, monitor=session.applied_monitor or monitor, rss_mb=rss_mb,
+    )
