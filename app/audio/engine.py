@@ -349,6 +349,7 @@ class Engine:
         counters = session.io.counters
         if session.chunks == 0:
             return
+        session.timing.set_output_block(math.ceil(counters.output_block_max * SAMPLE_RATE_HZ / session.io.output_rate))
         missing = counters.underrun_samples - session.seen_underrun_samples
         xruns = counters.input_xruns + counters.output_xruns
         new_xruns = xruns - session.seen_xruns

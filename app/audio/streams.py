@@ -59,6 +59,7 @@ class IOCounters:
     output_frames: int = 0  # samples requested by the output device
     input_block_frames: int = 0  # size of the latest input block (PortAudio picks it if blocksize=0)
     output_block_frames: int = 0  # size of the latest output block
+    output_block_max: int = 0  # largest output block so far (the timing covers one)
 
     def snapshot(self) -> dict[str, int]:
         """A copy of every counter (allocates: not for callbacks)."""
@@ -100,6 +101,8 @@ def run_output_callback(ring: RingBuffer, counters: IOCounters, outdata: np.ndar
             outdata[:, channel] = outdata[:, 0]
         counters.output_frames += frames
         counters.output_block_frames = frames
+        if frames > counters.output_block_max:
+            counters.output_block_max = frames
     except Exception:  # noqa: BLE001
         counters.callback_errors += 1
         try:
