@@ -1,8 +1,11 @@
 """Downloading a published variant from the window: progress (bytes, rate, time left) and Cancel (GUI thread).
 
-The transfer runs on a plain thread through app.models.download_variant; its progress callback
-only stores the latest report, which a timer shows at its own pace. Cancel sets an event the
-download checks after every chunk; nothing partial is ever kept or loaded.
+The transfer runs on a plain thread ("mimi-download") through app.models.download_variant; its
+progress callback only stores the latest report, which a timer (GUI thread) shows at its own pace.
+A hub that stops answering ends the download within its timeouts (about 30 s) with one line, shown
+by the window. Cancel ends the dialog at once: it sets an event the download checks after every
+chunk, and a request already waiting on a silent hub ends within those timeouts, its result unused.
+Nothing partial is ever kept or loaded.
 """
 
 from __future__ import annotations
@@ -46,8 +49,9 @@ class DownloadDialog(QProgressDialog):
         self.name = name
         self._latest: DownloadProgress | None = None
         self._result: tuple[Path | None, str] | None = None
+        self._finished = False
         self._cancel = threading.Event()
-        self.canceled.connect(self._cancel.set)
+        self.canceled.connect(self._on_cancel)
         self._thread = threading.Thread(target=self._work, args=(download,), name="mimi-download", daemon=True)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
@@ -68,15 +72,23 @@ class DownloadDialog(QProgressDialog):
     def _store(self, progress: DownloadProgress) -> None:
         self._latest = progress  # one attribute write: the GUI reads it on its timer
 
+    def _on_cancel(self) -> None:
+        # Do not wait for the download thread: it may be blocked on a hub that says nothing.
+        self._cancel.set()
+        self._finish(None, f"download of {self.name} cancelled; nothing was kept")
+
     def _refresh(self) -> None:
         progress = self._latest
         self.setLabelText(describe_progress(progress, self.name))
         if progress is not None and progress.total_bytes:
             self.setValue(int(1000 * progress.fraction))
         if self._result is not None:
-            self._timer.stop()
-            folder, error = self._result
-            if self._cancel.is_set() and folder is None:
-                error = f"download of {self.name} cancelled; nothing was kept"
-            self.close()
-            self.sigDone.emit(folder, error)
+            self._finish(*self._result)
+
+    def _finish(self, folder: Path | None, error: str) -> None:
+        if self._finished:  # close() below emits canceled() once more
+            return
+        self._finished = True
+        self._timer.stop()
+        self.close()
+        self.sigDone.emit(folder, error)
