@@ -54,6 +54,10 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[name] = str(_session_home / sub)
     # Same reason as in _isolated_data_dir, for subprocesses of session fixtures.
     os.environ.setdefault("MIMI_LIVE_THREADS", "1")
+    # huggingface_hub's telemetry request would go to the real hub, and hf_xet's client past the
+    # app's timeouts: tests talk to local hubs only.
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
 
 
 def session_home() -> Path:

@@ -72,6 +72,16 @@ def noise(seconds: float, rate: int = SAMPLE_RATE_HZ, seed: int = 0) -> np.ndarr
     return (0.2 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
 
 
+def eventually(check, timeout_s: float = 5.0) -> bool:
+    """Polls `check` (the recorder writes on its own thread) until true or the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def events(engine: Engine) -> list[EngineEvent]:
     return [item for item in engine.queue.drain() if isinstance(item, EngineEvent)]
 
@@ -193,9 +203,9 @@ def test_recording_writes_input_and_reconstruction_readable_while_running(tmp_pa
     drive(engine, ios[0], signal, ticks=50)
     frames = engine.stats.frames
     input_path, output_path = map(type(tmp_path), engine.info["recording"])
-    # Still recording: the headers are already up to date, nothing is lost on a crash.
+    # Still recording: the headers are up to date once the writer thread has the chunks.
     for path in (input_path, output_path):
-        assert sf.info(str(path)).frames == frames * FRAME_SIZE
+        assert eventually(lambda: sf.info(str(path)).frames == frames * FRAME_SIZE)
     recorded, rate = sf.read(str(input_path), dtype="float32")
     assert rate == SAMPLE_RATE_HZ
     np.testing.assert_allclose(recorded, signal[: len(recorded)], atol=1 / 32768)
@@ -298,7 +308,7 @@ def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
     drive(engine, ios[0], noise(1.0), ticks=50)
     kinds = {e.kind: e.message for e in events(engine)}
     input_path, output_path = kinds["recording"].split("\n")
-    assert sf.info(input_path).frames == sf.info(output_path).frames > 0
+    assert eventually(lambda: sf.info(input_path).frames == sf.info(output_path).frames > 0)
     assert all(6 <= length <= 6 + DEFAULT_KV_SLACK for length in engine.codec.kv_length)  # was 2 s = 50 tokens
     engine.set_recording(None)
     drive(engine, ios[0], noise(0.2), ticks=10)
@@ -306,6 +316,26 @@ def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
     frames = sf.info(input_path).frames
     drive(engine, ios[0], noise(0.5), ticks=25)
     assert sf.info(input_path).frames == frames  # closed: nothing more written
+    engine.stop()
+
+
+def test_a_recording_that_fails_stops_alone_and_streaming_goes_on(tmp_path) -> None:
+    import shutil
+
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), record_dir=folder), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    shutil.rmtree(folder)  # the folder (a USB stick, say) is gone mid-session
+    drive(engine, ios[0], noise(1.0, seed=2), ticks=50)
+    items = engine.queue.drain()
+    warnings = [e.message for e in items if isinstance(e, EngineEvent) and e.kind == "warning"]
+    assert any("recording stopped" in w and "takes" in w for w in warnings), warnings
+    assert engine.running and engine.info["recording"] is None
+    before = engine.stats.frames
+    drive(engine, ios[0], noise(0.5, seed=3), ticks=25)
+    assert engine.stats.frames > before  # still streaming
     engine.stop()
 
 

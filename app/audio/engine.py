@@ -245,6 +245,13 @@ class Engine:
 
         self._schedule(session, apply)
 
+    def _stop_recording(self, session: LiveSession, why: str) -> None:
+        session.recorder.close()
+        session.recorder = None
+        self.info["recording"] = None
+        self.queue.put(EngineEvent("recording", ""))
+        self.queue.put(EngineEvent("warning", why))
+
     def _require_session(self) -> LiveSession:
         session = self._session
         if session is None:
@@ -316,7 +323,9 @@ class Engine:
         self._forward_timing_events(session)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
-            session.recorder.write(dry, wet)
+            session.recorder.write(dry, wet)  # never blocks: a writer thread takes it
+            if session.recorder.error:  # e.g. a full disk: recording stops, streaming goes on
+                self._stop_recording(session, session.recorder.error)
         warning = silence_event(session, dry)
         if warning is not None:
             self.queue.put(warning)
