@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app import __version__
+from app import __version__, cli_args, cli_signals
+from app.cli_args import ROUNDTRIP_CHUNK_MS_MAX, RUN_CHUNK_MS_MAX
 from app.config import APP_ID, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 
 PROG = APP_ID
@@ -37,29 +38,6 @@ class UserError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
-
-
-def _chunk_ms(text: str) -> int:
-    """argparse type: a positive multiple of one code frame (80 ms)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
-    if value <= 0 or value % FRAME_MS:
-        raise argparse.ArgumentTypeError(
-            f"{value} ms is not a positive multiple of {FRAME_MS} ms (one code frame)"
-        )
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
 
 
 def _format_bps(bps: float) -> str:
@@ -206,11 +184,12 @@ def _add_roundtrip(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     p.add_argument("input", type=Path, metavar="IN", help="input audio file")
     p.add_argument("output", type=Path, metavar="OUT", help="output WAV (written atomically)")
     p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
-    p.add_argument("--codebooks", type=_positive_int, default=None, metavar="K",
+    p.add_argument("--codebooks", type=cli_args.positive_int, default=None, metavar="K",
                    help="codebooks to decode with (default: all the model has)")
-    p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="MS",
-                   help=f"chunk per encode/decode call, a multiple of {FRAME_MS} (default {FRAME_MS})")
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--chunk-ms", type=cli_args.chunk_ms(ROUNDTRIP_CHUNK_MS_MAX), default=FRAME_MS, metavar="MS",
+                   help=f"chunk per encode/decode call, a multiple of {FRAME_MS} up to {ROUNDTRIP_CHUNK_MS_MAX} "
+                   f"(default {FRAME_MS})")
+    p.add_argument("--threads", type=cli_args.threads, default=None, metavar="N",
                    help="ONNX Runtime intra-op threads (default: the count measured fastest here, see `tune`)")
     p.add_argument("--float32", action="store_true",
                    help="write 32-bit float samples instead of 16-bit PCM")
@@ -243,8 +222,12 @@ def _stream(codec, chunks, sequential: bool):
 
 
 def _cmd_roundtrip(args: argparse.Namespace) -> int:
-    from app.audio.files import AtomicWavWriter, pad_to_frames, read_audio_24k_mono
+    from app.audio.files import PART_SUFFIX, AtomicWavWriter, pad_to_frames, read_audio_24k_mono, same_file
 
+    # The output (or its .part file) would replace the input: refuse before anything is read.
+    targets = [args.output, args.output.with_name(args.output.name + PART_SUFFIX)] if args.output.name else []
+    if any(same_file(args.input, target) for target in targets):
+        raise UserError(f"{args.output}: would overwrite the input file {args.input}; choose another output name")
     pcm = read_audio_24k_mono(args.input)
     threads = args.threads
     if threads is None and not args.sequential:
@@ -266,20 +249,25 @@ def _cmd_roundtrip(args: argparse.Namespace) -> int:
     decode_ms: list[float] = []
     remaining = n_samples
     chunks = (padded[i * chunk_size:(i + 1) * chunk_size] for i in range(n_chunks))
+    stream = _stream(codec, chunks, args.sequential)
     started = time.perf_counter()
-    with AtomicWavWriter(args.output, SAMPLE_RATE_HZ, "FLOAT" if args.float32 else "PCM_16") as out, \
-            _progress(n_chunks, duration_s) as bar:
-        for codes, audio, enc_ms, dec_ms in _stream(codec, chunks, args.sequential):
-            encode_ms.append(enc_ms / chunk_frames)
-            decode_ms.append(dec_ms / chunk_frames)
-            keep = min(remaining, audio.shape[0])
-            if keep > 0:
-                out.write(audio[:keep])
-                remaining -= keep
-            bar.update(1)
-        if remaining:
-            raise UserError(f"the decoder returned {n_samples - remaining} samples for "
-                            f"{n_samples} input samples")
+    try:
+        with AtomicWavWriter(args.output, SAMPLE_RATE_HZ, "FLOAT" if args.float32 else "PCM_16",
+                             guard=cli_signals.deferred) as out, _progress(n_chunks, duration_s) as bar:
+            for codes, audio, enc_ms, dec_ms in cli_signals.deferred_steps(stream):
+                encode_ms.append(enc_ms / chunk_frames)
+                decode_ms.append(dec_ms / chunk_frames)
+                keep = min(remaining, audio.shape[0])
+                if keep > 0:
+                    out.write(audio[:keep])
+                    remaining -= keep
+                bar.update(1)
+            if remaining:
+                raise UserError(f"the decoder returned {n_samples - remaining} samples for "
+                                f"{n_samples} input samples")
+    finally:
+        with cli_signals.deferred():  # stops and joins the encoder thread (see deferred_steps)
+            stream.close()
     wall_s = time.perf_counter() - started
 
     kv_enc, kv_dec = codec.kv_length
@@ -329,14 +317,14 @@ def _add_export(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "Needs: pip install 'mimi-live[export]'.",
     )
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder to write")
-    p.add_argument("--codebooks", type=_positive_int, default=8, metavar="K",
+    p.add_argument("--codebooks", type=cli_args.positive_int, default=8, metavar="K",
                    help="codebooks the encoder emits (default 8)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--weights", type=Path, metavar="DIR",
                         help="folder with real Mimi weights (transformers format)")
     source.add_argument("--random-weights", action="store_true",
                         help="random weights: a stand-in with the real cost, noise for audio")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=cli_args.seed, default=0, help=f"random seed, 0..{cli_args.SEED_MAX} (default 0)")
     p.add_argument("--tiny", action="store_true", help="kilobyte-size model for tests")
     p.add_argument("--fp16-weights", action="store_true",
                    help="store weights as float16 (inputs, outputs and compute stay float32)")
@@ -394,38 +382,33 @@ def _cmd_export(args: argparse.Namespace) -> int:
 METRICS_POLL_S = 0.1
 
 
-def _kv_window(text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    return _positive_int(text)
-
-
-def _device(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
-
-
 def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("run", parents=[common], help="stream live audio through the codec, headless",
                        description="Microphone (or a looped file, or a tone) -> Mimi -> speaker, until "
                        "--duration ends or Ctrl-C; then a summary.")
     p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
-    p.add_argument("--input-device", type=_device, metavar="X", help="input device index or name part")
-    p.add_argument("--output-device", type=_device, metavar="Y", help="output device index or name part")
+    p.add_argument("--input-device", type=cli_args.device, metavar="X", help="input device index or name part")
+    p.add_argument("--output-device", type=cli_args.device, metavar="Y", help="output device index or name part")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--input-file", type=Path, metavar="F", help="play this file in a loop instead of the microphone")
-    source.add_argument("--tone", type=float, metavar="HZ", help="play a test tone instead of the microphone")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
-    p.add_argument("--chunk-ms", type=_chunk_ms, default=FRAME_MS, metavar="N", help="audio per codec call (80..560)")
-    p.add_argument("--codebooks", type=_positive_int, metavar="k", help="codebooks to decode with (default all)")
-    p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none",
+    source.add_argument("--tone", type=cli_args.tone_hz, metavar="HZ",
+                        help=f"play a test tone instead of the microphone (below {cli_args.TONE_MAX_HZ:g} Hz)")
+    p.add_argument("--duration", type=cli_args.duration_s, metavar="S",
+                   help="stop after S seconds, at most a week (default: until Ctrl-C)")
+    p.add_argument("--chunk-ms", type=cli_args.chunk_ms(RUN_CHUNK_MS_MAX), default=FRAME_MS, metavar="N",
+                   help=f"audio per codec call ({FRAME_MS}..{RUN_CHUNK_MS_MAX}, a multiple of {FRAME_MS})")
+    p.add_argument("--codebooks", type=cli_args.positive_int, metavar="k",
+                   help="codebooks to decode with (default all)")
+    p.add_argument("--kv-window", type=cli_args.kv_window, default=250, metavar="N|none",
                    help="KV cache window in tokens (default 250 = 10 s; none = grow)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=cli_args.threads, metavar="N", help="ONNX Runtime intra-op threads")
     p.add_argument("--monitor", choices=("codec", "bypass", "residual"), default="codec",
                    help="what the speaker plays (default codec)")
     p.add_argument("--bypass", dest="monitor", action="store_const", const="bypass", help="same as --monitor bypass")
     p.add_argument("--record", type=Path, metavar="DIR", help="record input and reconstruction as WAV files here")
-    p.add_argument("--device-latency-ms", type=_positive_int, default=10, metavar="MS",
-                   help="latency asked of the audio devices (default 10; raise it if you hear dropouts)")
+    p.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=10, metavar="MS",
+                   help=f"latency asked of the audio devices, 1..{cli_args.DEVICE_LATENCY_MS_MAX} "
+                   "(default 10; raise it if you hear dropouts)")
     p.add_argument("--metrics-out", type=Path, metavar="F.jsonl", help="write one JSON line per chunk")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_cmd_run)
@@ -440,6 +423,7 @@ def _metrics_row(m) -> dict:
 def _cmd_run(args: argparse.Namespace) -> int:
     from app.audio.engine import Engine, EngineConfig
     from app.audio.metrics import EngineEvent
+    from app.cli_metrics import MetricsFile
 
     source = "file" if args.input_file else "tone" if args.tone else "mic"
     config = EngineConfig(model=args.model, codebooks=args.codebooks, chunk_ms=args.chunk_ms,
@@ -449,35 +433,44 @@ def _cmd_run(args: argparse.Namespace) -> int:
                           monitor=args.monitor, record_dir=args.record,
                           device_latency_s=args.device_latency_ms / 1000)
     engine = Engine()
-    metrics_file = open(args.metrics_out, "w", encoding="utf-8") if args.metrics_out else None
+    metrics_file = MetricsFile(args.metrics_out) if args.metrics_out else None
     reason = "duration reached"
+    interrupted = False
+
+    def drain() -> None:
+        # Whole batches only: a signal waits until every line drained from the queue is written.
+        with cli_signals.deferred():
+            for item in engine.queue.drain():
+                if isinstance(item, EngineEvent):
+                    print(f"{PROG}: {item.kind}: {item.message}", file=sys.stderr)
+                elif metrics_file is not None:
+                    metrics_file.write(_metrics_row(item))
+
     try:
         engine.start(config)
         print(f"{PROG}: streaming; Ctrl-C stops", file=sys.stderr)
         deadline = time.monotonic() + args.duration if args.duration else math.inf
         while engine.running and time.monotonic() < deadline:
             time.sleep(METRICS_POLL_S)
-            for item in engine.queue.drain():
-                if isinstance(item, EngineEvent):
-                    print(f"{PROG}: {item.kind}: {item.message}", file=sys.stderr)
-                elif metrics_file is not None:
-                    metrics_file.write(json.dumps(_metrics_row(item)) + "\n")
+            drain()
         if not engine.running:
             reason = engine.stop_reason or "stopped"
-    except KeyboardInterrupt:
-        reason = "interrupted (Ctrl-C)"
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (app.cli_signals)
+        interrupted = True
+        reason = f"interrupted ({exc.label if isinstance(exc, cli_signals.Interrupted) else 'Ctrl-C'})"
     finally:
         summary = engine.stop(reason)
         if metrics_file is not None:
-            for item in engine.queue.drain():
-                if not isinstance(item, EngineEvent):
-                    metrics_file.write(json.dumps(_metrics_row(item)) + "\n")
-            metrics_file.close()
+            with cli_signals.deferred():
+                for item in engine.queue.drain():
+                    if not isinstance(item, EngineEvent):
+                        metrics_file.write(_metrics_row(item))
+                metrics_file.close()
     if args.json:
         _print_json(summary)
     else:
         _print_lines(summary)
-    return 0 if reason in ("duration reached", "interrupted (Ctrl-C)") else 1
+    return 0 if interrupted or reason == "duration reached" else 1
 
 
 def _add_devices(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -589,7 +582,9 @@ def _add_gui(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 def _cmd_gui(args: argparse.Namespace) -> int:
     from app.ui.app import run_gui
 
-    return run_gui(["--model", str(args.model)] if args.model else [])
+    code = run_gui(["--model", str(args.model)] if getattr(args, "model", None) else [])
+    cli_signals.raise_pending()  # the window closed on a signal: exit as Ctrl-C does
+    return code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,10 +597,12 @@ def _add_bench(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
                        "through the model card's naive loop and through the app's codec settings; "
                        "report per-frame times, RTF, KV length, memory and CPU per frame for both.")
     p.add_argument("--model", type=Path, required=True, metavar="DIR|VARIANT", help=MODEL_HELP)
-    p.add_argument("--frames", type=_positive_int, default=1500, metavar="N",
-                   help="80 ms frames per side (default 1500 = 2 minutes of audio)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="intra-op threads for the app side")
-    p.add_argument("--kv-window", type=_kv_window, default=250, metavar="N|none", help="the app side's KV window")
+    p.add_argument("--frames", type=cli_args.bench_frames, default=1500, metavar="N",
+                   help=f"80 ms frames per side, at most {cli_args.BENCH_FRAMES_MAX} "
+                   "(default 1500 = 2 minutes of audio)")
+    p.add_argument("--threads", type=cli_args.threads, metavar="N", help="intra-op threads for the app side")
+    p.add_argument("--kv-window", type=cli_args.kv_window, default=250, metavar="N|none",
+                   help="the app side's KV window")
     from app.models import INT8_PARTS  # the catalogue's copy: no onnx import to build the parser
 
     p.add_argument("--int8", choices=INT8_PARTS,
@@ -789,16 +786,14 @@ def main(argv: list[str] | None = None) -> int:
         from app.selftest import main as self_test
 
         return self_test()
-    if args.handler is None:
-        from app.ui.app import run_gui
-
-        return run_gui([])
+    handler = args.handler or _cmd_gui  # no command: the window
     try:
-        if getattr(args, "model", None) is not None:  # --model DIR|VARIANT, checked before any load
-            from app.models import resolve_model
+        with cli_signals.handled():  # SIGTERM and SIGHUP end every command as Ctrl-C does
+            if getattr(args, "model", None) is not None:  # --model DIR|VARIANT, checked before any load
+                from app.models import resolve_model
 
-            args.model = resolve_model(args.model)
-        return int(args.handler(args))
+                args.model = resolve_model(args.model)
+            return int(handler(args))
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -11,7 +11,10 @@ message is one line that starts with the path.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +29,8 @@ __all__ = [
     "AtomicWavWriter",
     "pad_to_frames",
     "read_audio_24k_mono",
+    "same_file",
+    "write_error_reason",
     "write_wav_atomic",
 ]
 
@@ -40,12 +45,47 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+# Why a write failed, as a user would put it; the OS's own words for anything else.
+_WRITE_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EFBIG: "file too large for the file system or for this process's size limit (ulimit -f)",
+    errno.EDQUOT: "disk quota exceeded",
+}
+
+
+def write_error_reason(exc: OSError) -> str:
+    """One short phrase for a failed write: "no space left on device", ..."""
+    return _WRITE_REASONS.get(exc.errno) or _one_line(exc.strerror or exc)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True if both paths name one file (same spelling, another spelling, a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): only the spellings can be compared
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def _first_non_finite(data: np.ndarray, rate_hz: int, path: Path) -> str | None:
+    """Where the first NaN or infinite sample of [samples, channels] data is, or None if none."""
+    if np.isfinite(data).all():  # the common case: one pass, no index arrays
+        return None
+    bad = ~np.isfinite(data)
+    frame = int(np.flatnonzero(bad.any(axis=1))[0])
+    channel = int(np.flatnonzero(bad[frame])[0])
+    kind = "NaN" if np.isnan(data[frame, channel]) else "an infinite value"
+    where = f", channel {channel + 1}" if data.shape[1] > 1 else ""
+    return (f"{path}: sample {frame} ({frame / rate_hz:.3f} s{where}) is {kind}; "
+            "the codec needs finite samples")
+
+
 def read_audio_24k_mono(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an audio file as 24 kHz mono float32, shape [samples].
 
     Channels are averaged; other rates are resampled with soxr (quality "HQ").
-    Raises AudioFileError for a missing file, a folder, a file libsndfile cannot read, or a file
-    with no samples.
+    Raises AudioFileError for a missing file, a folder, a file libsndfile cannot read, a file
+    with no samples, or one with NaN or infinite samples (float WAVs can hold them; the message
+    says where the first one is).
     """
     path = Path(path)
     if not path.exists():
@@ -69,6 +109,9 @@ def read_audio_24k_mono(path: str | os.PathLike[str]) -> np.ndarray:
 
     if data.shape[0] == 0 or data.shape[1] == 0:
         raise AudioFileError(f"{path}: contains no audio samples")
+    problem = _first_non_finite(data, rate_hz, path)  # before resampling smears it over its neighbours
+    if problem:
+        raise AudioFileError(problem)
 
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if rate_hz != SAMPLE_RATE_HZ:
@@ -96,6 +139,40 @@ def pad_to_frames(pcm: np.ndarray, frame_size: int) -> tuple[np.ndarray, int]:
     return padded, original_len
 
 
+class _KeptErrorFile:
+    """The `.part` file as libsndfile sees it (soundfile's virtual I/O): the first OSError is kept
+    and the call reports failure instead of raising.
+
+    soundfile runs these methods from C callbacks, where an exception is only printed (a traceback
+    on stderr, e.g. for a full disk) and libsndfile's write comes up short; the writer raises the
+    kept error itself, with the output's path and a plain reason.
+    """
+
+    def __init__(self, file) -> None:  # noqa: ANN001 - a binary file object
+        self.file = file
+        self.error: OSError | None = None
+
+    def _guard(self, call, failed: int) -> int:  # noqa: ANN001
+        if self.error is None:
+            try:
+                return call()
+            except OSError as exc:
+                self.error = exc
+        return failed
+
+    def write(self, data: bytes) -> int:
+        return self._guard(lambda: self.file.write(data), 0)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._guard(lambda: self.file.seek(offset, whence), -1)
+
+    def tell(self) -> int:
+        return self._guard(self.file.tell, -1)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class AtomicWavWriter:
     """Write mono float32 blocks to a WAV file that appears only when complete.
 
@@ -107,6 +184,10 @@ class AtomicWavWriter:
 
     subtype "PCM_16" (default) clips to [-1, 1] first; "FLOAT" keeps samples as they are.
     Errors opening or writing the output are OSError with the path in the message.
+
+    `guard` (a context manager factory) wraps every call into libsndfile: libsndfile calls back
+    into Python to write, and an exception raised in there (a KeyboardInterrupt from a signal) is
+    only printed by cffi, so the CLI passes one that holds signals until the call returns.
     """
 
     def __init__(
@@ -114,8 +195,10 @@ class AtomicWavWriter:
         path: str | os.PathLike[str],
         sample_rate_hz: int = SAMPLE_RATE_HZ,
         subtype: str = "PCM_16",
+        guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> None:
         self.path = Path(path)
+        self._guard = guard
         if self.path.is_dir() or not self.path.name:
             raise IsADirectoryError(21, "is a folder, not a file name", str(self.path))
         self.part_path = self.path.with_name(self.path.name + PART_SUFFIX)
@@ -129,25 +212,40 @@ class AtomicWavWriter:
         self.samples_written = 0
 
     def open(self) -> AtomicWavWriter:
-        # A plain Python file object gives ordinary OSErrors (missing folder, no permission, ...),
-        # reported against the target path rather than the hidden .part name.
         try:
-            self._raw = open(self.part_path, "wb")
-        except OSError as exc:
-            raise type(exc)(exc.errno, exc.strerror, str(self.path)) from exc
-        try:
-            self._sound = sf.SoundFile(
-                self._raw,
-                mode="w",
-                samplerate=self.sample_rate_hz,
-                channels=1,
-                format="WAV",
-                subtype=self.subtype,
-            )
-        except BaseException:
+            with self._guard():  # also covers creating the .part file: a signal there must not leave it
+                try:
+                    raw = open(self.part_path, "wb")
+                except OSError as exc:
+                    # A plain Python file object gives ordinary OSErrors (missing folder, no
+                    # permission, ...), reported against the target path, not the hidden .part name.
+                    raise type(exc)(exc.errno, exc.strerror, str(self.path)) from exc
+                self._raw = _KeptErrorFile(raw)
+                self._sound = sf.SoundFile(
+                    self._raw,
+                    mode="w",
+                    samplerate=self.sample_rate_hz,
+                    channels=1,
+                    format="WAV",
+                    subtype=self.subtype,
+                )
+        except BaseException as exc:
+            if self._raw is None:  # the .part file was not made: nothing to remove
+                raise
+            kept = self._raw.error
             self.abort()
+            if kept is not None and isinstance(exc, Exception):
+                raise self._write_error(kept) from kept
             raise
         return self
+
+    def _write_error(self, exc: OSError) -> OSError:
+        """The output's OSError, one line naming the target: `out.wav: cannot write audio: <reason>`."""
+        return OSError(exc.errno, f"cannot write audio: {write_error_reason(exc)}", str(self.path))
+
+    def _raise_kept(self) -> None:
+        if self._raw is not None and self._raw.error is not None:
+            raise self._write_error(self._raw.error) from self._raw.error
 
     def write(self, pcm: np.ndarray) -> None:
         if self._sound is None:
@@ -156,43 +254,58 @@ class AtomicWavWriter:
         if self._clip:
             block = np.clip(block, -1.0, 1.0)
         try:
-            self._sound.write(block)
-        except (sf.SoundFileError, RuntimeError) as exc:
-            raise OSError(f"{self.path}: cannot write audio ({_one_line(exc)})") from exc
+            with self._guard():
+                self._sound.write(block)
+        except (sf.SoundFileError, RuntimeError, AssertionError) as exc:
+            # soundfile asserts on a short write: the reason is the OSError the file kept.
+            self._raise_kept()
+            reason = _one_line(exc) or "libsndfile wrote fewer samples than asked"
+            raise OSError(f"{self.path}: cannot write audio ({reason})") from exc
+        self._raise_kept()
         self.samples_written += block.shape[0]
 
     def commit(self) -> None:
         """Finish the file and move it onto the target path."""
         try:
             if self._sound is not None:
-                self._sound.close()
+                with self._guard():
+                    self._sound.close()  # rewrites the header (sizes) through the kept-error file
                 self._sound = None
+            self._raise_kept()
             if self._raw is not None:
-                self._raw.flush()
-                os.fsync(self._raw.fileno())
-                self._raw.close()
-                self._raw = None
+                raw, self._raw = self._raw, None
+                try:
+                    raw.file.flush()
+                    os.fsync(raw.file.fileno())
+                finally:
+                    raw.file.close()
             os.replace(self.part_path, self.path)
+        except OSError as exc:
+            self.abort()
+            if exc.filename is not None or exc.errno is None:
+                raise
+            raise self._write_error(exc) from exc
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        """Drop everything written so far; never raises."""
-        for handle in (self._sound, self._raw):
-            if handle is not None:
-                try:
-                    handle.close()
-                except Exception:
-                    pass
-        self._sound = None
-        self._raw = None
+        """Drop everything written so far; never raises (but for a signal its guard held)."""
         try:
-            self.part_path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass
+            with self._guard():
+                for handle in (self._sound, self._raw):
+                    if handle is not None:
+                        try:
+                            handle.close()
+                        except Exception:
+                            pass
+        finally:
+            self._sound = None
+            self._raw = None
+            try:
+                self.part_path.unlink()
+            except OSError:
+                pass
 
     def __enter__(self) -> AtomicWavWriter:
         return self.open()

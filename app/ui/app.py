@@ -108,6 +108,32 @@ def make_settings():
     return QSettings(QSettings.IniFormat, QSettings.UserScope, SETTINGS_ORG, SETTINGS_APP)
 
 
+# Qt platform plugins that draw on a display server; the others (offscreen, minimal, vnc, eglfs,
+# linuxfb, ...) need none.
+DISPLAY_PLATFORMS = ("xcb", "wayland")
+
+
+def missing_display() -> str | None:
+    """Why the window cannot open here, in one line, or None.
+
+    Without it Qt aborts the process (exit 134) with a message about the xcb plugin that does not
+    say the real problem: no X11 or Wayland display on Linux and the other X11 systems.
+    """
+    if sys.platform in ("win32", "darwin"):
+        return None
+    platform = os.environ.get("QT_QPA_PLATFORM", "").strip().lower()
+    # "wayland;xcb" is a list of fallbacks; any other plugin draws without a display server.
+    if platform and not any(p.split(":")[0].startswith(DISPLAY_PLATFORMS) for p in platform.split(";")):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and (Path(runtime) / "wayland-0").exists():  # Qt's default Wayland socket
+        return None
+    return (f"no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset): run {APP_ID} in a "
+            f"desktop session, or headless with `xvfb-run -a {APP_ID}`")
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=f"{APP_ID} gui", description="Open the Mimi Live window.")
     parser.add_argument("--model", type=Path, metavar="DIR", help="model folder to open (added to the list)")
@@ -115,8 +141,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_gui(argv: list[str] | None = None, engine_factory=None) -> int:
-    """Opens the window and runs the Qt event loop; returns the exit code."""
+    """Opens the window and runs the Qt event loop; returns the exit code (1, said in one line, with no display)."""
     args = _parse(argv)
+    problem = missing_display()  # before QApplication, which would abort the process
+    if problem:
+        print(f"{APP_ID}: error: {problem}", file=sys.stderr)
+        return 1
     try:
         log_path = setup_logging()
     except OSError as exc:  # a read-only home must not stop the app
