@@ -182,7 +182,7 @@ class Engine:
 
             self._schedule(session, swap)
 
-        return self._in_background(load, "could not switch model")
+        return self._in_background(session, load, "could not switch model")
 
     def request_codebooks(self, codebooks: int) -> threading.Thread:
         """Switches the codebook count of the running codec, its stream state carrying on.
@@ -207,7 +207,7 @@ class Engine:
 
             self._schedule(session, switch)
 
-        return self._in_background(prepare, "could not switch codebooks")
+        return self._in_background(session, prepare, "could not switch codebooks")
 
     def _between_chunks(self, timeout_s: float = 1.0) -> None:
         """Waits (loader thread) until the worker has just finished a chunk: work started now
@@ -262,12 +262,21 @@ class Engine:
         # deque.append is atomic: the caller's thread hands the action to the worker.
         self._actions.append((session, action))
 
-    def _in_background(self, work: Callable[[], None], failure: str) -> threading.Thread:
+    def _in_background(self, session: LiveSession, work: Callable[[], None], failure: str) -> threading.Thread:
+        """Runs a switch's preparation on a loader thread. Its chunks, and those of the first
+        seconds after it lands (or fails), are a disturbance the timing does not learn from."""
+        self._schedule(session, lambda current: current.timing.hold_disturbed(True, current.clock()))
+
+        def release(current: LiveSession) -> None:
+            current.timing.hold_disturbed(False, current.clock())
+
         def run() -> None:
             try:
                 work()
             except Exception as exc:  # noqa: BLE001 - reported to the user, the engine keeps running
                 self.queue.put(EngineEvent("error", f"{failure}: {exc}"))
+            finally:
+                self._schedule(session, release)  # after the swap the work scheduled
 
         loader = threading.Thread(target=run, name="mimi-loader", daemon=True)
         loader.start()

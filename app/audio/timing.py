@@ -19,8 +19,8 @@ guessed:
 - any chunk, calm or not, is covered for `recent_memory_s`: during a disturbance (other
   programs taking the CPU, a model switch) the target rises as far as needed, and falls back a
   few seconds after the cause is gone (hysteresis, not a ratchet);
-- a chunk whose wait is far above the usual (`outlier_*`) is a stall, not jitter: it is covered
-  only briefly, so a one-off freeze does not keep the delay up for minutes;
+- a chunk that waited longer than two chunks (`stall_chunks`) is a stall, not jitter: it is
+  covered only briefly, so a one-off freeze does not keep the delay up for minutes;
 - several elevated chunks close together (`episode_*`) are a disturbance: none of them is
   remembered as calm.
 Until `trust_s` of calm history exists, the cover is at least the estimate from the warm-up.
@@ -60,8 +60,9 @@ class TimingPolicy:
     median_chunks: int = 750  # calm waits the usual wait is the median of (~60 s of 80 ms chunks)
     elevated_ratio: float = 0.5  # elevated: wait > usual * (1 + ratio) + elevated_min_s
     elevated_min_s: float = 0.010
-    outlier_ratio: float = 1.0  # a stall: wait > usual * (1 + ratio) + outlier_min_s
-    outlier_min_s: float = 0.030
+    # A stall, not jitter: a wait longer than this many chunks (the worker was far slower than
+    # real time). Shorter spikes are jitter this machine has, and covered for calm_memory_s.
+    stall_chunks: float = 2.0
     catch_up_slack_s: float = 0.010  # input beyond one block behind a chunk: it is catching up
     episode_window: int = 6  # chunks looked at together ...
     episode_elevated: int = 3  # ... and how many of them elevated make a disturbance
@@ -105,6 +106,7 @@ class TimingController:
         self._pending: collections.deque[list] = collections.deque()  # [time, wait, tainted]
         self._elevated: collections.deque[bool] = collections.deque(maxlen=self.policy.episode_window)
         self._disturbed_until = -math.inf
+        self._held = False
         self._errors: collections.deque[float] = collections.deque(maxlen=self.policy.patience_chunks)
         self._ema: float | None = None
         self._drift_rate = 0.0  # samples per chunk the integral term adds
@@ -210,6 +212,13 @@ class TimingController:
             self.events.append(("behind", f"audio dropped out ({cause}): the delay rises to cover it and comes "
                                           "back down once this passes"))
 
+    def hold_disturbed(self, held: bool, now: float) -> None:
+        """The worker knows a disturbance is under way (a model or codebook switch loading, and a
+        few seconds after it lands): none of its chunks is remembered as calm."""
+        if self._held and not held:
+            self._disturbed_until = max(self._disturbed_until, now + self.policy.recent_memory_s)
+        self._held = held
+
     def set_output_block(self, samples: int) -> None:
         self.output_block = max(self.output_block, int(samples))
 
@@ -218,26 +227,24 @@ class TimingController:
 
     # -- inside -------------------------------------------------------------------------------
 
-    def _thresholds(self) -> tuple[float, float]:
+    def _elevated_above(self) -> float:
         p, usual = self.policy, self._usual_s
-        if usual is None:
-            return math.inf, math.inf
-        return (usual * (1 + p.elevated_ratio) + p.elevated_min_s, usual * (1 + p.outlier_ratio) + p.outlier_min_s)
+        return math.inf if usual is None else usual * (1 + p.elevated_ratio) + p.elevated_min_s
 
     def _observe(self, now: float, wait_s: float, catching_up: bool = False) -> None:
         p = self.policy
         self._recent.append((now, wait_s))
         while self._recent and now - self._recent[0][0] > p.recent_memory_s:
             self._recent.popleft()
-        elevated_above, outlier_above = self._thresholds()
-        self._elevated.append(wait_s > elevated_above)
+        self._elevated.append(wait_s > self._elevated_above())
         if sum(self._elevated) >= p.episode_elevated:
             if now >= self._disturbed_until:
                 self.episodes += 1
             self._disturbed_until = now + p.recent_memory_s
             for entry in self._pending:
                 entry[2] = True
-        tainted = now < self._disturbed_until or wait_s > outlier_above or catching_up
+        stall = wait_s > p.stall_chunks * self.chunk_samples / self.rate
+        tainted = now < self._disturbed_until or self._held or stall or catching_up
         self._pending.append([now, wait_s, tainted])
         if len(self._pending) > p.episode_window:
             when, wait, tainted = self._pending.popleft()
