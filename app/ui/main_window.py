@@ -91,7 +91,8 @@ class Banner(QFrame):
     def hide_later(self, ms: int) -> None:
         """Hides this message after `ms` unless another one replaced it meanwhile."""
         shown = (self.kind, self.label.text())
-        QTimer.singleShot(ms, lambda: self.hide() if (self.kind, self.label.text()) == shown else None)
+        # With the banner as context the timer dies with it (a window closed before it fires).
+        QTimer.singleShot(ms, self, lambda: self.hide() if (self.kind, self.label.text()) == shown else None)
 
     def show_message(self, kind: str, text: str) -> None:
         self.kind = kind
