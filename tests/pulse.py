@@ -167,6 +167,16 @@ class PulseServer:
                 return
             time.sleep(0.1)
 
+    def restart(self, down_s: float = 1.0) -> None:
+        """Kills the daemon (as a crash would: clients lose their streams), waits `down_s`, and
+        starts it again with the same sinks in the same runtime folder."""
+        subprocess.run(["pulseaudio", "--kill"], env=self.env, capture_output=True, timeout=5)
+        deadline = time.monotonic() + 5
+        while self.pactl("info", timeout=2).returncode == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(down_s)
+        self._start()
+
     def stop(self) -> None:
         for proc in self._helpers:
             if proc.poll() is None:

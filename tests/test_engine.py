@@ -180,19 +180,50 @@ def test_an_all_zero_microphone_is_reported_after_two_seconds() -> None:
     engine.stop()
 
 
-def test_a_vanished_device_stops_the_engine_cleanly_and_it_can_start_again() -> None:
+def test_a_vanished_device_is_reopened_and_streaming_goes_on(tmp_path) -> None:
     engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), record_dir=tmp_path), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    before = engine.stats.frames
+    ios[0].simulate_device_lost("input")
+    assert engine.step() is False  # reopens the devices (a new FakeIO: "it is back")
+    assert engine.running and len(ios) == 2 and ios[1].active
+    drive(engine, ios[1], noise(1.0, seed=1), ticks=50)
+    said = [(e.kind, e.message) for e in events(engine)]
+    assert ("warning", f"{ios[0].error}: reconnecting to the audio devices…") in said
+    assert any(kind == "info" and message.startswith("audio is back") for kind, message in said)
+    summary = engine.stop()
+    assert summary["frames"] > before + 10 and summary["reconnects"] == 1
+    assert engine.info["recording"] is not None  # the recording went on through it
+
+
+def test_a_device_that_never_comes_back_stops_the_engine_cleanly_and_it_can_start_again() -> None:
+    from app.audio.devices import DeviceError
+
+    made: list[FakeIO] = []
+    gone = []
+
+    def factory(config: EngineConfig) -> FakeIO:
+        if gone:
+            raise DeviceError("no such device")
+        made.append(FakeIO(use_input=True))
+        return made[-1]
+
+    engine = Engine(io_factory=factory)
+    engine.reconnect_timeout_s = 0.3
     config = EngineConfig(model=model_dir("tiny-8cb"))
     engine.start(config, threaded=False)
-    drive(engine, ios[0], noise(0.5), ticks=25)
-    ios[0].simulate_device_lost("input")
+    drive(engine, made[0], noise(0.5), ticks=25)
+    gone.append(True)
+    made[0].simulate_device_lost("input")
     assert engine.step() is False
     assert not engine.running
     kinds = [e.kind for e in events(engine)]
-    assert kinds[-2:] == ["error", "stopped"]
+    assert kinds[-3:] == ["warning", "error", "stopped"]
     assert "device" in engine.stop_reason
+    gone.clear()
     engine.start(config, threaded=False)  # a fresh start works
-    drive(engine, ios[1], noise(0.5), ticks=25)
+    drive(engine, made[1], noise(0.5), ticks=25)
     assert engine.stop()["frames"] > 0
 
 

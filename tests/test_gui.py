@@ -85,7 +85,11 @@ class FakeAudio:
         self.timer.stop()
         shiboken6.delete(self.timer)
 
+    gone = False  # True: every device has vanished (opening any fails)
+
     def io_factory(self, config) -> FakeIO:
+        if self.gone:
+            raise DeviceError("no output device")
         if self.fail_first is not None:
             exc, self.fail_first = self.fail_first, None
             raise exc
@@ -627,12 +631,29 @@ def test_a_device_lost_while_running_is_a_message_and_start_works_again(qtbot, s
     audio = FakeAudio()
     window = open_window(qtbot, settings, audio, model=model_dir("tiny-8cb"))
     window.set_source("tone")
+    window.bridge.engine.reconnect_timeout_s = 0.3
     start_and_wait(qtbot, window)
+    audio.gone = True  # and it stays gone
     audio.ios[-1].simulate_device_lost("output")
     qtbot.waitUntil(lambda: not window.bridge.running and window.banner.kind == "error", timeout=WAIT_MS)
     assert "unplugged" in window.banner.text
     assert window.controls.start_button.text() == "Start"
+    audio.gone = False
     start_and_wait(qtbot, window)
+    stop(qtbot, window)
+
+
+def test_a_device_lost_while_running_is_reopened_and_the_window_says_so(qtbot, settings) -> None:
+    audio = FakeAudio()
+    window = open_window(qtbot, settings, audio, model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    audio.ios[-1].simulate_device_lost("output")
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.banner.kind == "info"
+                    and "audio is back" in window.banner.text, timeout=WAIT_MS)
+    seen = window.plots.codebooks.frames_seen
+    qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)
+    assert window.bridge.running and len(audio.ios) == 2
     stop(qtbot, window)
 
 

@@ -35,8 +35,9 @@ from app.audio.engine_config import (  # noqa: F401 - the engine's public names,
 from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
-    FADE_SAMPLES, LiveSession, apply_correction, chunk_metrics, input_latency_s, monitor_mix, silence_event,
+    FADE_SAMPLES, LiveSession, SessionClock, apply_correction, new_dropout, chunk_metrics, input_latency_s, monitor_mix, silence_event,
 )
+from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stall_reason
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
@@ -61,6 +62,9 @@ class Engine:
         self.stats = SessionStats()
         self.info: dict = {}
         self._io_factory = io_factory or real_io
+        # Only real PortAudio needs re-initialising to see a restarted server's devices.
+        self._reinitialize = reinitialize_portaudio if io_factory is None else (lambda: None)
+        self.reconnect_timeout_s = RECONNECT_TIMEOUT_S  # a lost device is waited for this long
         self._session: LiveSession | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -123,7 +127,7 @@ class Engine:
         self.monitor = config.monitor
         self.stats = SessionStats()
         self.stop_reason = None
-        clock = getattr(io, "clock", None) or time.perf_counter
+        clock = SessionClock(io)
         self._session = LiveSession(config, codec, io, source, sink, timing, np.zeros(config.chunk_samples, np.float32),
                                  clock, recorder, requested_at=requested_at)
         self.info = {
@@ -135,6 +139,7 @@ class Engine:
             "output_latency_ms": io.output_latency_s * 1000, "preroll_ms": timing.target * 1000 / SAMPLE_RATE_HZ,
             "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
+            "reconnects": 0,
         }
         self.queue.put(EngineEvent("started", f"streaming {config.source} through {Path(str(config.model)).name}"))
         if codec.kv_warning:
@@ -298,10 +303,11 @@ class Engine:
         session = self._session
         if session is None:
             return False
-        error = getattr(session.io, "error", None)
+        error = getattr(session.io, "error", None) or stall_reason(session)
         if error:
-            self.queue.put(EngineEvent("error", error))
-            self._finish(f"device error: {error}")
+            if not self._reconnect(session, error):
+                self.queue.put(EngineEvent("error", error))
+                self._finish(f"device error: {error}")
             return False
         self._run_actions(session)
         source, sink, timing = session.source, session.sink, session.timing
@@ -324,7 +330,7 @@ class Engine:
         decode_ms = codec.last_decode_ms
         compute_s = session.clock() - started
         out = monitor_mix(session, self.monitor, dry, wet)
-        if session.chunks == 0:
+        if not session.aligned:
             self._align_first_chunk(session, queued, compute_s)
         buffered = sink.level()
         correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live)
@@ -359,31 +365,22 @@ class Engine:
         session.seen_underrun_samples = counters.underrun_samples
         session.sink.write_silence(timing.first_chunk_silence(session.sink.level(), queued, compute_s))
         self.info["preroll_ms"] = timing.target * 1000 / SAMPLE_RATE_HZ
-        self._note_first_audio(session, session.sink.level())
+        if session.chunks == 0:
+            self._note_first_audio(session, session.sink.level())
+        session.aligned = True
 
     def _watch_dropouts(self, session: LiveSession) -> None:
-        """Tells the timing when the listener heard a gap: the speaker queue ran dry, or the
-        device reported an xrun (its callback came late: the machine or the GIL was busy)."""
-        counters = session.io.counters
-        if session.chunks == 0:
-            return
-        session.timing.set_output_block(math.ceil(counters.output_block_max * SAMPLE_RATE_HZ / session.io.output_rate))
-        missing = counters.underrun_samples - session.seen_underrun_samples
-        xruns = counters.input_xruns + counters.output_xruns
-        new_xruns = xruns - session.seen_xruns
-        session.seen_xruns = xruns
-        if missing <= 0 and new_xruns <= 0:
-            return
-        session.seen_underrun_samples += max(0, missing)
-        wait, budget_ms = session.last_wait_ms, session.config.chunk_ms
-        if missing > 0:
-            cause = (f"the codec took {wait:.0f} ms for a {budget_ms} ms chunk" if wait > budget_ms
-                     else "the system or the audio device stalled")
-        else:
-            cause = "the audio device reported an xrun: the machine was too busy to feed it in time"
-        session.timing.note_underrun(session.clock(), round(max(0, missing) * SAMPLE_RATE_HZ / session.io.output_rate),
-                                     cause)
-        self._forward_timing_events(session)
+        """Tells the timing when the listener heard a gap (see session.new_dropout)."""
+        dropout = new_dropout(session)
+        if dropout is not None:
+            session.timing.note_underrun(session.clock(), *dropout)
+            self._forward_timing_events(session)
+
+    def _reconnect(self, session: LiveSession, why: str) -> bool:
+        ok = reconnect_session(session, why, self._io_factory, self._reinitialize, self._stop.wait,
+                               self.queue.put, self.reconnect_timeout_s)
+        self.info["reconnects"] = session.reconnects
+        return ok
 
     def _forward_timing_events(self, session: LiveSession) -> None:
         events = session.timing.events

@@ -7,6 +7,7 @@ microphone, and build the chunk's metrics.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,24 @@ FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
 SILENCE_WARNING_S = 2.0
 
 
+class SessionClock:
+    """The worker's time (s): the devices' own clock where they have one (FakeIO, so a test's
+    ticks alone decide what plays), else perf_counter. It never goes back when streams reopen."""
+
+    def __init__(self, io: object) -> None:
+        self._device: Callable[[], float] | None = None
+        self._base = 0.0
+        self.follow(io)
+
+    def follow(self, io: object) -> None:
+        now = self() if self._device is not None else 0.0
+        self._device = getattr(io, "clock", None)
+        self._base = now - self._device() if self._device is not None else 0.0
+
+    def __call__(self) -> float:
+        return self._base + self._device() if self._device is not None else time.perf_counter()
+
+
 @dataclass
 class LiveSession:
     """Per-run state, owned by the worker once started."""
@@ -37,7 +56,7 @@ class LiveSession:
     sink: OutputSink
     timing: TimingController
     chunk: np.ndarray
-    clock: Callable[[], float]  # the devices' clock where they have one (FakeIO), else perf_counter
+    clock: SessionClock
     recorder: SessionRecorder | None = None
     seen_underrun_samples: int = 0
     # Counters before the first chunk reached the speaker: silence missing while the streams
@@ -52,6 +71,22 @@ class LiveSession:
     started_at: float = field(default_factory=time.perf_counter)
     requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
     last_wait_ms: float = 0.0
+    aligned: bool = False  # the first chunk since the streams (re)opened has been placed
+    # Counters of streams closed by a reconnect, so the session's totals go on counting.
+    carried: dict[str, int] = field(default_factory=lambda: {"underruns": 0, "xruns": 0, "overruns": 0,
+                                                              "callback_errors": 0})
+    reconnects: int = 0
+    output_frames_seen: int = 0
+    output_moved_at: float = field(default_factory=time.perf_counter)
+
+    def carry_counters(self) -> None:
+        """Adds the current streams' counts to the session's, before those streams are closed."""
+        c = self.io.counters
+        self.carried["underruns"] += c.output_underruns - self.baseline_underruns
+        self.carried["xruns"] += c.input_xruns + c.output_xruns - self.baseline_xruns
+        self.carried["overruns"] += c.input_overruns
+        self.carried["callback_errors"] += c.callback_errors
+        self.baseline_underruns = self.baseline_xruns = self.seen_xruns = self.seen_underrun_samples = 0
 
 
 def input_latency_s(session: LiveSession) -> float:
@@ -120,10 +155,36 @@ def chunk_metrics(session: LiveSession, codes: np.ndarray, dry: np.ndarray, out:
         output_buffer_ms=stages["speaker_queue"], input_device_ms=stages["input_device"],
         frame_wait_ms=stages["frame"], output_device_ms=stages["output_device"],
         target_ms=timing.target * to_ms, latency_ms=sum(stages.values()),
-        underruns=counters.output_underruns - session.baseline_underruns, overruns=counters.input_overruns,
-        xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns,
+        underruns=counters.output_underruns - session.baseline_underruns + session.carried["underruns"],
+        overruns=counters.input_overruns + session.carried["overruns"],
+        xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns + session.carried["xruns"],
         dropped_frames=timing.dropped_frames,
         skipped_ms=(timing.spliced_out + timing.dropped_frames * FRAME_SIZE) * to_ms,
         stretched_ms=timing.spliced_in * to_ms,
-        callback_errors=counters.callback_errors, monitor=session.applied_monitor or monitor, rss_mb=rss_mb,
+        callback_errors=counters.callback_errors + session.carried["callback_errors"],
+        monitor=session.applied_monitor or monitor, rss_mb=rss_mb,
     )
+
+
+def new_dropout(session: LiveSession) -> tuple[int, str] | None:
+    """(24 kHz samples missing, cause) if the listener heard a gap since the last look: the speaker
+    queue ran dry, or the device reported an xrun (its callback came late: the machine or the GIL
+    was busy; nothing missing from the queue then)."""
+    counters = session.io.counters
+    if not session.aligned:
+        return None
+    session.timing.set_output_block(math.ceil(counters.output_block_max * SAMPLE_RATE_HZ / session.io.output_rate))
+    missing = counters.underrun_samples - session.seen_underrun_samples
+    xruns = counters.input_xruns + counters.output_xruns
+    new_xruns = xruns - session.seen_xruns
+    session.seen_xruns = xruns
+    if missing <= 0 and new_xruns <= 0:
+        return None
+    session.seen_underrun_samples += max(0, missing)
+    wait, budget_ms = session.last_wait_ms, session.config.chunk_ms
+    if missing > 0:
+        cause = (f"the codec took {wait:.0f} ms for a {budget_ms} ms chunk" if wait > budget_ms
+                 else "the system or the audio device stalled")
+    else:
+        cause = "the audio device reported an xrun: the machine was too busy to feed it in time"
+    return round(max(0, missing) * SAMPLE_RATE_HZ / session.io.output_rate), cause

@@ -1,0 +1,120 @@
+"""Devices that come and go: reopening the streams of a running session (worker thread).
+
+A device that is unplugged, or an audio server that restarts, ends PortAudio's streams (the
+finished callback sets `io.error`) or leaves them silent (no callbacks at all). Either way the
+worker calls `reopen` instead of ending the session: it re-initialises PortAudio (only a fresh
+PortAudio sees a restarted server's devices), opens the devices the session asked for, or the
+default ones if those are gone, and retries until the server is back or the deadline passes. The
+codec, its stream state, the timing and the recording carry on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from app.audio.devices import DeviceError, import_sounddevice
+from app.audio.engine_config import EngineConfig
+from app.audio.metrics import EngineEvent
+from app.audio.session import LiveSession
+from app.audio.sources import MicSource, OutputSink
+
+RECONNECT_TIMEOUT_S = 60.0  # how long a session waits for its audio server to come back
+RETRY_S = 0.5
+STALL_S = 2.0  # no output callback for this long while streaming: the stream is dead
+
+
+@dataclass
+class Reopened:
+    io: object
+    fell_back: bool  # the chosen devices were gone: the defaults are used
+    attempts: int
+
+
+def reinitialize_portaudio() -> None:
+    """Terminates and initialises PortAudio again, so a restarted server's devices are seen.
+
+    Only while no stream of this process is open (PortAudio requires it)."""
+    sd = import_sounddevice()
+    try:
+        sd._terminate()  # noqa: SLF001 - sounddevice has no public re-initialise
+    except Exception:  # noqa: BLE001 - a PortAudio already gone is what we are repairing
+        pass
+    sd._initialize()  # noqa: SLF001
+
+
+def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], object], reinitialize: Callable[[], None],
+           stopping: Callable[[float], bool], before_start: Callable[[object], None],
+           timeout_s: float = RECONNECT_TIMEOUT_S) -> Reopened | None:
+    """Opens and starts new streams for `config` (or its default devices); None if it cannot.
+
+    `before_start(io)` primes the new streams (rings, pre-roll) before they start.
+    `stopping(wait_s)` waits up to wait_s and says whether the session is being stopped, so Stop
+    is never held up by a server that does not come back.
+    """
+    deadline = time.monotonic() + timeout_s
+    defaults = replace(config, input_device=None, output_device=None)
+    choices = [(config, False)] + ([(defaults, True)] if (config.input_device, config.output_device) != (None, None)
+                                   else [])
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            reinitialize()
+        except Exception:  # noqa: BLE001 - PortAudio cannot start yet (no server): retry
+            pass
+        for candidate, fell_back in choices:
+            io = None
+            try:
+                io = open_io(candidate)
+                before_start(io)
+                io.start()
+            except (DeviceError, OSError, ValueError):
+                if io is not None:
+                    io.close()
+                continue
+            return Reopened(io, fell_back, attempts)
+        if time.monotonic() >= deadline or stopping(RETRY_S):
+            return None
+
+
+def stall_reason(session: LiveSession) -> str | None:
+    """A stream that stopped calling back (a server that died without closing it) is dead."""
+    frames, now = session.io.counters.output_frames, session.clock()
+    if frames != session.output_frames_seen or not session.aligned:
+        session.output_frames_seen, session.output_moved_at = frames, now
+        return None
+    if now - session.output_moved_at > STALL_S:
+        return f"the output device stopped asking for audio {STALL_S:.0f} s ago"
+    return None
+
+
+def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineConfig], object],
+                      reinitialize: Callable[[], None], stopping: Callable[[float], bool],
+                      say: Callable[[EngineEvent], None], timeout_s: float = RECONNECT_TIMEOUT_S) -> bool:
+    """Reopens the session's devices (or the defaults) after `why`; the codec, timing and
+    recording carry on. Returns False if the devices do not come back in time."""
+    say(EngineEvent("warning", f"{why}: reconnecting to the audio devices…"))
+    session.carry_counters()
+    session.io.stop()
+    session.io.close()
+    config, live = session.config, session.source.live
+    started = time.monotonic()
+
+    def prime(io) -> None:
+        session.io = io
+        if live:
+            session.source = MicSource(io.input_ring, io.input_rate)
+        session.sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
+        session.sink.write_silence(session.timing.target + config.chunk_samples)
+
+    reopened = reopen(config, open_io, reinitialize, stopping, prime, timeout_s=timeout_s)
+    if reopened is None:
+        return False
+    session.clock.follow(reopened.io)
+    session.aligned, session.reconnects = False, session.reconnects + 1
+    session.output_frames_seen, session.output_moved_at = 0, session.clock()
+    where = " on the default devices (the chosen ones are gone)" if reopened.fell_back else ""
+    say(EngineEvent("info", f"audio is back{where}, after {time.monotonic() - started:.1f} s"))
+    return True

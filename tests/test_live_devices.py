@@ -1,0 +1,82 @@
+"""Devices that come and go while `mimi-live run` streams through a real PulseAudio daemon.
+
+The audio server is killed and started again mid-run (as a crash or an update does), and the
+sink the app plays into is removed mid-run: the app reconnects by itself, says so, counts it, and
+the speaker plays again afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import model_dir
+
+pytestmark = [pytest.mark.pulse, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(env: dict, seconds: float, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "app", "run", "--model", str(model_dir("tiny-8cb")), "--tone", "440",
+               "--duration", str(seconds), "--json", *extra]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
+
+
+def test_streaming_survives_the_audio_server_restarting(pulse_server) -> None:
+    app = _run(pulse_server.env, 16)
+    time.sleep(5)
+    assert app.poll() is None, app.communicate()
+    pulse_server.restart(down_s=1.0)
+    time.sleep(4)  # reconnected by now
+    played = pulse_server.record_speaker(3.0)
+    out, err = app.communicate(timeout=60)
+    assert app.returncode == 0, err
+    summary = json.loads(out)
+    print(f"\nafter a server restart: {err.strip()[-600:]}\n{ {k: summary.get(k) for k in ('reconnects', 'frames', 'stop_reason')} }")
+    assert summary["reconnects"] >= 1 and summary["stop_reason"] == "duration reached"
+    assert "reconnecting" in err and "audio is back" in err
+    assert _rms(played) > 0.05  # the tone plays again after the restart
+    assert summary["frames"] >= 0.8 * 16 * 12.5  # ~1-2 s of gap, the rest streamed
+
+
+def test_a_sink_removed_mid_run_moves_the_output_to_the_default(pulse_server) -> None:
+    # The app follows the server's default sink (no PULSE_SINK), which is `speaker` until it goes.
+    env = {k: v for k, v in pulse_server.env.items() if k != "PULSE_SINK"}
+    assert pulse_server.pactl("set-default-sink", "speaker").returncode == 0
+    assert pulse_server.pactl("load-module", "module-null-sink", "sink_name=other").returncode == 0
+    app = _run(env, 12)
+    time.sleep(4)
+    assert app.poll() is None, app.communicate()
+    speaker = [line.split()[0] for line in pulse_server.pactl("list", "short", "modules").stdout.splitlines()
+               if "sink_name=speaker" in line]
+    assert pulse_server.pactl("set-default-sink", "other").returncode == 0
+    assert pulse_server.pactl("unload-module", speaker[0]).returncode == 0  # the app's sink is gone
+    time.sleep(3)
+    played = _record(pulse_server, "other.monitor", 2.0)
+    out, err = app.communicate(timeout=60)
+    assert app.returncode == 0, err
+    summary = json.loads(out)
+    print(f"\nafter the sink went: {err.strip()[-600:]}\n{ {k: summary.get(k) for k in ('reconnects', 'frames')} } rms {_rms(played)}")
+    # PulseAudio moves the stream to the new default itself (the app reconnects if it cannot).
+    assert summary["stop_reason"] == "duration reached" and summary["frames"] >= 0.9 * 12 * 12.5
+    assert _rms(played) > 0.05  # the tone now plays on the default sink
+
+
+def _record(server, source: str, seconds: float) -> np.ndarray:
+    proc = subprocess.Popen(["parec", f"--device={source}", "--format=float32le", "--rate=24000", "--channels=1",
+                             "--raw", "--latency-msec=20"], env=server.env, stdout=subprocess.PIPE)
+    time.sleep(seconds)
+    proc.terminate()
+    raw = proc.communicate(timeout=5)[0]
+    return np.frombuffer(raw[: len(raw) // 4 * 4], dtype="<f4")
