@@ -197,6 +197,25 @@ def test_a_vanished_device_is_reopened_and_streaming_goes_on(tmp_path) -> None:
     assert engine.info["recording"] is not None  # the recording went on through it
 
 
+def test_devices_switch_while_streaming() -> None:
+    made: list[tuple[object, FakeIO]] = []
+
+    def factory(config: EngineConfig) -> FakeIO:
+        made.append((config.output_device, FakeIO(use_input=True)))
+        return made[-1][1]
+
+    engine = Engine(io_factory=factory)
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, made[0][1], noise(0.5), ticks=25)
+    engine.set_devices(None, "USB headset")
+    drive(engine, made[0][1], noise(0.1), ticks=1)  # the switch happens at the next step
+    assert [device for device, _ in made] == [None, "USB headset"] and engine.running
+    before = engine.stats.frames
+    drive(engine, made[1][1], noise(1.0, seed=1), ticks=50)
+    assert engine.stats.frames > before + 5 and engine.config.output_device == "USB headset"
+    engine.stop()
+
+
 def test_a_device_that_never_comes_back_stops_the_engine_cleanly_and_it_can_start_again() -> None:
     from app.audio.devices import DeviceError
 

@@ -220,6 +220,19 @@ class Engine:
         self._chunk_done.clear()
         self._chunk_done.wait(timeout_s)
 
+    def set_devices(self, input_device: int | str | None, output_device: int | str | None) -> None:
+        """Moves the running session to other devices between two chunks (a short gap); the
+        codec, timing and recording carry on. If they cannot open, the defaults are used."""
+        session = self._require_session()
+
+        def apply(current: LiveSession) -> None:
+            current.config = replace(current.config, input_device=input_device, output_device=output_device)
+            if not self._reconnect(current, "switching audio devices"):
+                self.queue.put(EngineEvent("error", "no audio device could be opened"))
+                self._finish("device error: no audio device could be opened")
+
+        self._schedule(session, apply)
+
     def set_kv_window(self, window: int | None) -> None:
         """Changes the KV window of the running codec; it applies at the next chunk."""
         session = self._require_session()

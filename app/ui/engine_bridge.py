@@ -197,6 +197,13 @@ class EngineBridge(QObject):
             self.codec.set_kv_window(window)
         return True
 
+    def set_devices(self, input_device: int | str | None, output_device: int | str | None) -> None:
+        """Moves the running stream to other devices (the engine does it between two chunks)."""
+        try:
+            self.engine.set_devices(input_device, output_device)
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+
     def set_recording(self, folder: Path | None) -> None:
         try:
             self.engine.set_recording(folder)
