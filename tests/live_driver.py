@@ -1,10 +1,14 @@
 """Streams through the real engine and switches while it plays (a subprocess of the live tests).
 
-    python tests/live_driver.py MODEL --seconds S [--codebooks-at T K] [--model-at T MODEL2] [--bypass]
+    python tests/live_driver.py MODEL --seconds S [--codebooks-at T K] [--model-at T MODEL2]
+        [--codebooks-after-model K] [--settle S] [--bypass]
 
 Run under the private audio server's environment (PULSE_SOURCE/PULSE_SINK), it opens the real
 PortAudio devices through the Engine's public API, exactly as the window does, prints
-"streaming" on stderr once it plays and the session summary as JSON on stdout at the end.
+"streaming" on stderr once it plays, "landed T" (seconds since then) when a switch is running in
+the stream, and the session summary as JSON on stdout at the end. With --codebooks-after-model
+the codebook switch is asked `--settle` s after the model switch landed, and the driver ends
+`--settle` s after the last switch landed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--codebooks-at", nargs=2, metavar=("T", "K"))
     parser.add_argument("--model-at", nargs=2, metavar=("T", "MODEL"))
+    parser.add_argument("--codebooks-after-model", type=int)
+    parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--bypass", action="store_true")
     args = parser.parse_args()
     engine = Engine()
@@ -39,13 +45,22 @@ def main() -> int:
     if args.model_at:
         pending.append((float(args.model_at[0]), lambda: engine.request_codec(model=args.model_at[1])))
     pending.sort(key=lambda item: item[0])
-    while time.monotonic() - started < args.seconds and engine.running:
-        while pending and time.monotonic() - started >= pending[0][0]:
-            print(f"switch at {time.monotonic() - started:.2f}", file=sys.stderr, flush=True)
+    deadline = started + args.seconds
+    while time.monotonic() < deadline and engine.running:
+        now = time.monotonic() - started
+        while pending and now >= pending[0][0]:
+            print(f"switch at {now:.2f}", file=sys.stderr, flush=True)
             pending.pop(0)[1]()
         for item in engine.queue.drain():
             if isinstance(item, EngineEvent):
                 print(f"{item.kind}: {item.message}", file=sys.stderr, flush=True)
+                if item.kind == "model":  # the switch runs in the stream now
+                    print(f"landed {now:.2f}", file=sys.stderr, flush=True)
+                    if args.codebooks_after_model and engine.codec.num_codebooks != args.codebooks_after_model:
+                        k = args.codebooks_after_model
+                        pending.append((now + args.settle, lambda k=k: engine.request_codebooks(k)))
+                    else:
+                        deadline = time.monotonic() + args.settle
         time.sleep(0.05)
     print(json.dumps(engine.stop(), default=str))
     return 0

@@ -38,6 +38,7 @@ TOLERANCE_MS = 25.0
 # The timing trusts its warm-up estimate for its first 10 s of calm chunks: steady state after that.
 STEADY_S = (11.0, 16.0)
 DISTURB_AT_S = 17.0
+DRIVER_LEAD_S = 3.3  # the driver starts streaming this long before the first chirp is recorded
 
 
 def _model() -> str:
@@ -52,7 +53,8 @@ class ChirpSession:
     """The app streaming in bypass, a chirp train playing, speaker.monitor recorded."""
 
     def __init__(self, server, tmp_path: Path, seconds: float, command: list[str] | None = None,
-                 env: dict | None = None) -> None:
+                 env: dict | None = None, until_exit: bool = False) -> None:
+        self.until_exit = until_exit  # stop the chirps when the app exits (it decides when)
         loaded = server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
         assert loaded.returncode == 0, loaded.stderr
         self.server, self.seconds = server, seconds
@@ -83,6 +85,9 @@ class ChirpSession:
         time.sleep(max(0.0, t - self.elapsed()))
 
     def finish(self) -> tuple[list[tuple[float, float | None]], dict, str]:
+        if self.until_exit:
+            self.app.wait(timeout=self.seconds + 30)
+            self.player.terminate()
         self.player.wait(timeout=self.seconds + 30)
         out = self.app.stdout.read()
         self.app.wait(timeout=60)
@@ -93,10 +98,13 @@ class ChirpSession:
         return delays_ms(recording, SPACING_S), json.loads(out), err
 
 
-def _median(delays, start: float, end: float) -> float:
+def _settled(delays, start: float, end: float) -> float:
+    """The delay the path has settled at between `start` and `end` s: the lower quartile of the
+    chirps' delays, so a passing spike of a noisy machine does not count, but a delay that stays
+    up (a ratchet) does."""
     values = [d for t, d in delays if start <= t < end and d is not None]
     assert len(values) >= 0.6 * (end - start) / SPACING_S, f"too few chirps came back between {start} and {end} s: {delays}"
-    return float(np.median(values))
+    return float(np.percentile(values, 25))
 
 
 def _report(name: str, delays, summary: dict) -> None:
@@ -112,9 +120,9 @@ def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) ->
     os.kill(session.app.pid, signal.SIGCONT)
     delays, summary, err = session.finish()
     _report("freeze", delays, summary)
-    steady = _median(delays, *STEADY_S)
+    steady = _settled(delays, *STEADY_S)
     end = DISTURB_AT_S + 1.5 + RECOVERY_S
-    after = _median(delays, end - 3, end + 1)
+    after = _settled(delays, end - 3, end + 1)
     assert abs(after - steady) < TOLERANCE_MS, (steady, after)
     assert summary["skipped_ms"] > 500  # the input the server kept during the freeze was dropped
     assert "dropped out" in err or summary["xruns"] > 0  # and the app said so
@@ -132,24 +140,26 @@ def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp
             process.wait()
     delays, summary, _ = session.finish()
     _report("cpu load", delays, summary)
-    steady = _median(delays, *STEADY_S)
+    steady = _settled(delays, *STEADY_S)
     end = DISTURB_AT_S + 15 + RECOVERY_S
-    after = _median(delays, end - 3, end + 1)
+    after = _settled(delays, end - 3, end + 1)
     assert abs(after - steady) < TOLERANCE_MS, (steady, after)
 
 
-def test_delay_holds_through_a_codebook_switch_and_a_switch_to_an_unprepared_model(pulse_server, tmp_path) -> None:
-    """The real engine (tests/live_driver.py, the window's API) switches to 4 codebooks at 10 s and
-    to another model, never prepared in this data folder, at 20 s, while it streams."""
+def test_delay_holds_through_a_switch_to_an_unprepared_model_and_a_codebook_switch(pulse_server, tmp_path) -> None:
+    """The real engine (tests/live_driver.py, the window's API) switches to another model, never
+    prepared in this data folder, then to 4 codebooks, while it streams. Each is judged from the
+    moment it landed (the driver prints when), however long the preparation took."""
     env = {**pulse_server.env, "MIMI_LIVE_DATA_DIR": str(tmp_path / "fresh-data")}
-    first, second = DISTURB_AT_S, DISTURB_AT_S + RECOVERY_S
-    command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds",
-               str(second + RECOVERY_S + 10), "--codebooks-at", str(first + 4), "4", "--model-at", str(second + 4),
-               _second_model()]  # the driver's clock starts ~4 s before the chirps
-    session = ChirpSession(pulse_server, tmp_path, seconds=second + RECOVERY_S + 2, command=command, env=env)
+    model_at = DISTURB_AT_S + DRIVER_LEAD_S
+    command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds", "300",
+               "--model-at", str(model_at), _second_model(), "--codebooks-after-model", "4", "--settle", str(RECOVERY_S)]
+    session = ChirpSession(pulse_server, tmp_path, seconds=300, command=command, env=env, until_exit=True)
     delays, summary, err = session.finish()
     _report("switches", delays, summary)
-    assert "now" in err and summary["codebooks"] != 4  # both switches ran: the last is the new model's K
-    steady = _median(delays, *STEADY_S)
-    for start in (first + 2, second + 2):  # from two seconds after each switch was asked for
-        assert abs(_median(delays, start, start + RECOVERY_S - 2) - steady) < TOLERANCE_MS, (steady, delays)
+    landed = [float(line.split()[1]) - DRIVER_LEAD_S for line in err.splitlines() if line.startswith("landed ")]
+    assert len(landed) == 2 and summary["codebooks"] == 4, err  # the model, then the codebooks
+    steady = _settled(delays, *STEADY_S)
+    for when in landed:
+        after = _settled(delays, when + 2, when + RECOVERY_S)
+        assert abs(after - steady) < TOLERANCE_MS, (steady, after, when, delays)
