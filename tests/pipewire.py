@@ -28,15 +28,13 @@ overrides must not change the test's quantum, and wireplumber saves stream state
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from pulse import PulseServer, PulseUnavailable
+from pulse import PulseServer, PulseUnavailable, start_server
 
 __all__ = ["PipeWireServer", "PipeWireUnavailable", "start_pipewire_server"]
 
@@ -188,16 +186,5 @@ class PipeWireServer(PulseServer):
 
 def start_pipewire_server() -> PipeWireServer:
     """Start a private PipeWire, or raise PipeWireUnavailable saying why not."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        raise PipeWireUnavailable(
-            f"{', '.join(missing)} not found; install the Debian packages {PACKAGES}")
-    runtime_dir = Path(tempfile.mkdtemp(prefix="mimi-pipewire-"))
-    os.chmod(runtime_dir, 0o700)
-    server = PipeWireServer(runtime_dir)
-    try:
-        server._start()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return start_server(PipeWireServer, TOOLS, PipeWireUnavailable, f"the Debian packages {PACKAGES}",
+                        "mimi-pipewire-")

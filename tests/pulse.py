@@ -217,19 +217,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start_pulse_server() -> PulseServer:
-    """Start a private daemon, or raise PulseUnavailable saying why not."""
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+def start_server(server_class: type, tools: tuple[str, ...], unavailable: type[Exception], install_hint: str,
+                 prefix: str):
+    """Starts a private server of `server_class` in a fresh runtime folder, or raises `unavailable`."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        raise PulseUnavailable(
-            f"{', '.join(missing)} not found; install the Debian package `pulseaudio`"
-        )
-    runtime_dir = Path(tempfile.mkdtemp(prefix="mimi-pulse-"))
+        raise unavailable(f"{', '.join(missing)} not found; install {install_hint}")
+    runtime_dir = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(runtime_dir, 0o700)
-    server = PulseServer(runtime_dir)
+    server = server_class(runtime_dir)
     try:
         server._start()
     except BaseException:
         server.stop()
         raise
     return server
+
+
+def start_pulse_server() -> PulseServer:
+    """Start a private daemon, or raise PulseUnavailable saying why not."""
+    return start_server(PulseServer, TOOLS, PulseUnavailable, "the Debian package `pulseaudio`", "mimi-pulse-")
