@@ -10,11 +10,13 @@ all-zero row (index ``codebook_size``) and feeding that index to the dropped
 codebooks decodes with k codebooks exactly.
 
 The edited decoder is written once per source file under
-``<data dir>/decoders/<key>/decoder_model.onnx`` and reused afterwards.
+``<data dir>/decoders/<key>/decoder_model.onnx`` with its checksum (see
+``derived``) and reused while it still matches it; a damaged one is made again.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +25,8 @@ import onnx
 from onnx import numpy_helper
 
 from ..config import DATA_DIR_ENV, data_dir
-from .derived import derived_dir, record_and_prune, save_atomically
-from .errors import ModelError, one_line
+from .derived import derived_dir, file_problem, record_and_prune, save_atomically
+from .errors import DerivedFileError, ModelError, one_line
 
 __all__ = [
     "CODES_INPUT",
@@ -36,6 +38,8 @@ __all__ = [
     "add_zero_rows",
     "decoder_with_zero_rows",
 ]
+
+log = logging.getLogger(__name__)
 
 CODES_INPUT = "audio_codes"
 # Bump when the edit changes, so stale cached decoders are not reused.
@@ -213,15 +217,20 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
 
     ``cache_dir`` holds one ``<key>/decoder_model.onnx`` per source decoder
     (default ``data_dir() / "decoders"``); the key changes when the source
-    file's path, size or mtime does. Raises CodebookEditUnsupported if the
+    file's path, size or mtime does. A cached copy that no longer matches the
+    checksum recorded when it was made is made again (atomically, with a log
+    line); DerivedFileError if that fails. Raises CodebookEditUnsupported if the
     graph lacks the pattern, ModelError if the file cannot be read.
     """
     decoder_path = Path(decoder_path).resolve()
     if not decoder_path.is_file():
         raise ModelError(f"{decoder_path}: decoder file not found")
     target = derived_dir("decoders", [decoder_path], _EDIT_VERSION, cache_dir) / "decoder_model.onnx"
-    if target.is_file():
+    damage = file_problem(target) if target.is_file() else None
+    if target.is_file() and damage is None:
         return target
+    if damage is not None:
+        log.warning("zero-row decoder %s is damaged (%s): making it again from %s", target, damage, decoder_path)
 
     try:
         model = onnx.load(str(decoder_path))
@@ -230,6 +239,12 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     tables = find_codebook_tables(model, _codebook_count(model, decoder_path), decoder_path.name)
     add_zero_rows(model, tables)
 
-    save_atomically(model, target)
-    record_and_prune(target.parent, [decoder_path])
+    try:
+        save_atomically(model, target)  # replaces a damaged copy in one rename
+    except OSError as exc:
+        if damage is not None:
+            raise DerivedFileError.damaged(target, damage, exc) from exc
+        raise
+    # Without its checksum the copy would count as damaged next time, and be made again.
+    record_and_prune(target.parent, [decoder_path], files=[target.name])
     return target

@@ -6,7 +6,9 @@ about it. The UI shows ``str(error)`` as is.
 
 from __future__ import annotations
 
-__all__ = ["CodecError", "ModelError", "InputError", "one_line"]
+from pathlib import Path
+
+__all__ = ["CodecError", "ModelError", "InputError", "DerivedFileError", "one_line"]
 
 
 class CodecError(Exception):
@@ -22,6 +24,21 @@ class ModelError(CodecError):
 
 class InputError(CodecError, ValueError):
     """A bad argument to the codec (audio, codes, codebook count, threads)."""
+
+
+class DerivedFileError(ModelError):
+    """A file the app made in its data folder is damaged and could not be made again.
+
+    The model itself is fine: the message names the file and the folder to delete (the app makes
+    its contents again from the model), never "re-download the model".
+    """
+
+    @classmethod
+    def damaged(cls, path: object, problem: str, cause: object) -> "DerivedFileError":
+        # Built here, not in __init__: the error must pickle (prepare's child sends it back).
+        folder = Path(str(path)).parent
+        return cls(f"{path} (made by the app in its data folder) is damaged: {problem}, and making it again "
+                   f"failed ({one_line(cause)}); delete the folder {folder} and load the model again")
 
 
 def one_line(text: object) -> str:

@@ -32,7 +32,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..config import FRAME_SIZE
-from .derived import derived_dir, record_and_prune, save_atomically
+from .derived import derived_dir, file_problem, record_and_prune, save_atomically
 
 __all__ = ["MIN_WEIGHTS", "fold_fp16_weights", "rewrite_strided_convs", "optimized_model_path"]
 
@@ -280,19 +280,43 @@ def _same_outputs(original: Path, rewritten: Path) -> str | None:
     return None
 
 
+def _checked_copy(target: Path, source: Path) -> bool:
+    """Whether the rewritten copy `target` exists and is as made; a damaged one is removed (and
+    made again by the caller, as on first use) with a log line."""
+    if not target.is_file():
+        return False
+    problem = file_problem(target)
+    if problem is None:
+        return True
+    log.warning("rewritten graph %s is damaged (%s): making it again from %s", target, problem, source)
+    target.unlink(missing_ok=True)  # an OSError here: the caller runs the original graph
+    return False
+
+
 def optimized_model_path(path: Path, cache_dir: Path | None = None, min_weights: int | None = None) -> Path:
     """The rewritten copy of the ONNX file `path` (made and checked once), or `path` if nothing applies.
 
-    The copy lives under ``<data dir>/optimized/<key>/``; when nothing could be rewritten, or the
-    rewritten graph did not reproduce the original's outputs on a probe input, a note saying so is
-    kept there instead, so later loads go straight to the original.
+    The copy lives under ``<data dir>/optimized/<key>/`` with its checksum; a copy that no longer
+    matches it is made again. When nothing could be rewritten, or the rewritten graph did not
+    reproduce the original's outputs on a probe input, a note saying so is kept there instead, so
+    later loads go straight to the original (the note needs no checksum: whatever it holds, it only
+    ever sends a load to the original graph). `path` may itself be a derived file (an int8 copy):
+    that copy is checked first, as the key trusts its size and mtime.
     """
     min_weights = MIN_WEIGHTS if min_weights is None else min_weights
     path = Path(path).resolve()
+    from .quantize import repair_int8_copy  # quantize imports this module
+
+    repair_int8_copy(path.parent)
     folder = derived_dir("optimized", [path], f"{_REWRITE_VERSION}.{min_weights}", cache_dir)
     target, note = folder / path.name, folder / f"{path.name}.unchanged"
-    if target.is_file():
-        return target
+    try:
+        if _checked_copy(target, path):
+            return target
+    except OSError as exc:
+        log.warning("graph rewrite not used for %s: cannot remove the damaged %s (%s); delete the folder %s",
+                    path, target, exc, folder)
+        return path
     if note.is_file():
         return path
     try:
@@ -312,7 +336,8 @@ def optimized_model_path(path: Path, cache_dir: Path | None = None, min_weights:
             log.log(logging.INFO if rewritten == 0 else logging.WARNING, "graph rewrite not used for %s: %s", path, problem)
             note.parent.mkdir(parents=True, exist_ok=True)
             note.write_text(problem + "\n", encoding="utf-8")
-        record_and_prune(folder, [path], tag=f"min_weights={min_weights}")
+        # A copy whose checksum cannot be recorded would count as damaged next time: made again.
+        record_and_prune(folder, [path], tag=f"min_weights={min_weights}", files=[] if problem else [target.name])
         if problem is not None:
             return path
     except OSError as exc:  # a full or read-only data dir: run the original graph

@@ -6,7 +6,10 @@ graph rewrite (graphopt), the zero-row decoder (codebooks) and the decoder inspe
 a small picklable ``PreparedModel``: which graphs to run, the zero-row decoder and what the
 decoder inspection found. ``StreamingCodec(folder, prepared=...)`` then only opens sessions.
 Everything the child makes is cached in the data folder (the inspection too, as JSON keyed like
-``derived``), so once a model is prepared a later call answers from the disk with no child.
+``derived``), so once a model is prepared a later call answers from the disk with no child. The
+parent trusts a cached file only while its stat matches the checksum record made with it (no
+hashing, no parsing); anything else (a file to hash, a damaged one to make again, an int8 copy to
+repair) is left to the child, which does what the first prepare did.
 
 Threads: ``prepare_model`` runs on a loader thread (never the audio worker or the GUI thread:
 it waits for the child); ``_child_main`` runs in the child process. A PyInstaller bundle needs
@@ -26,8 +29,9 @@ from typing import Any
 from ..config import DATA_DIR_ENV, data_dir, write_atomically
 from . import codebooks as _codebooks
 from . import graphopt as _graphopt
+from . import quantize as _quantize
 from .contract import SPEC_FILE, DecoderInspection, inspect_decoder, model_files
-from .derived import derived_dir, record_and_prune, source_key
+from .derived import derived_dir, file_problem, is_intact, record_and_prune, source_key
 from .errors import InputError, ModelError, one_line
 from .spec import parse_state_spec
 
@@ -96,21 +100,24 @@ def _wants_zero_rows(codebooks: Any, k: int) -> bool:
 # -- answers from the disk, or the work itself (in the child) ------------------------------------
 
 def _optimized(path: Path, make: bool) -> Path | None:
-    """graphopt.optimized_model_path(path), or None if that would have to load the graph and `make`
-    is False. Mirrors its cache layout (same key, same copy and note names)."""
+    """graphopt.optimized_model_path(path), or None if that would have to load the graph (or hash
+    the copy) and `make` is False. Mirrors its cache layout (same key, same copy and note names)
+    and its check of the copy against its record."""
     path = path.resolve()
     folder = derived_dir("optimized", [path], f"{_graphopt._REWRITE_VERSION}.{_graphopt.MIN_WEIGHTS}")
+    if make:
+        return _graphopt.optimized_model_path(path)
     if (folder / path.name).is_file():
-        return folder / path.name
+        return folder / path.name if is_intact(folder / path.name) else None
     if (folder / f"{path.name}.unchanged").is_file():
         return path
-    return _graphopt.optimized_model_path(path) if make else None
+    return None
 
 
 def _zero_rows(decoder: Path, make: bool) -> Path | None:
-    """codebooks.decoder_with_zero_rows(decoder) if it exists (or `make`), else None."""
+    """codebooks.decoder_with_zero_rows(decoder) if it exists as recorded (or `make`), else None."""
     target = derived_dir("decoders", [decoder.resolve()], _codebooks._EDIT_VERSION) / "decoder_model.onnx"
-    if target.is_file():
+    if target.is_file() and is_intact(target):
         return target
     return _codebooks.decoder_with_zero_rows(decoder) if make else None
 
@@ -121,6 +128,10 @@ def _inspection_path(decoder: Path, spec: Path) -> Path:
 
 
 def _read_inspection(path: Path) -> DecoderInspection | None:
+    # A few hundred bytes: hashed whenever its stamp changed, in the parent too. A swapped or
+    # damaged answer is inspected again, never believed.
+    if not path.is_file() or file_problem(path) is not None:
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         inspection = DecoderInspection(data["codebook_size"], data["zero_row_problem"], data["weights"])
@@ -135,7 +146,7 @@ def _write_inspection(path: Path, inspection: DecoderInspection, sources: list[P
     try:
         text = json.dumps(inspection._asdict(), indent=1)
         write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-        record_and_prune(path.parent, sources)
+        record_and_prune(path.parent, sources, files=[path.name])
     except OSError as exc:  # a read-only data folder: the next load inspects again
         log.info("decoder inspection not cached in %s: %s", path.parent, exc)
 
@@ -145,6 +156,11 @@ def _resolve(folder: Path, codebooks: int | None, optimize: bool, make: bool) ->
     read (the parent's check), with `make` True doing that work (the child)."""
     folder = Path(folder).resolve()
     encoder, decoder, spec_path = model_files(folder)
+    # An int8 copy is itself derived: checked (and made again if damaged) before its key is taken.
+    if make:
+        _quantize.repair_int8_copy(folder)
+    elif not _quantize.int8_copy_is_intact(folder):
+        return None
     key = _sources_key(folder)
     if optimize:
         encoder_run, decoder_run = _optimized(encoder, make), _optimized(decoder, make)

@@ -30,12 +30,14 @@ import numpy as np
 import onnx
 
 from ..config import FRAME_SIZE, data_dir
-from .contract import model_files
-from .derived import derived_dir, record_and_prune, save_atomically
-from .errors import ModelError, one_line
+from .contract import DECODER_FILE, ENCODER_FILE, SPEC_FILE, model_files
+from .derived import (MADE_FROM_FILE, derived_dir, file_problem, prune_siblings, read_record, save_atomically,
+                      sha256_of, write_record)
+from .errors import DerivedFileError, ModelError, one_line
 from .graphopt import fold_fp16_weights, optimized_model_path
 
-__all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models"]
+__all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
+           "repair_int8_copy"]
 
 QUALITY_FILE = "quality.json"
 _VERSION = 1
@@ -148,24 +150,36 @@ def read_quality(folder: Path) -> Int8Quality | None:
 
 
 PARTS = ("encoder+decoder", "decoder")
+_KIND = "int8"  # the kind its record names: how a folder is known as an int8 copy
+_COPY_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE, QUALITY_FILE)
+
+log = logging.getLogger(__name__)
 
 
-def make_int8(
-    folder: Path, parts: str = PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
-    status: Callable[[str], None] | None = None,
+def _copy_problem(folder: Path, thorough: bool = True) -> tuple[Path, str] | None:
+    """None if every file of the int8 copy in `folder` is as its record says (see derived), else
+    the first file that is not and what is wrong with it."""
+    for name in _COPY_FILES:
+        problem = file_problem(folder / name, thorough)
+        if problem is not None:
+            return folder / name, problem
+    return None
+
+
+def _make(
+    folder: Path, parts: str, target: Path, frames: int, say: Callable[[str], None],
+    damaged: tuple[Path, str] | None,
 ) -> tuple[Path, Int8Quality]:
-    """The int8 copy of the model in `folder` and its measured quality, made once and then reused.
-
-    `parts` "decoder" keeps the encoder in float: the codes stay exactly the original's.
-    """
-    if parts not in PARTS:
-        raise ValueError(f"parts must be one of {PARTS}, got {parts!r}")
-    say = status or (lambda text: None)
+    """Makes the copy of `folder` at `target` (replacing what is there). A damaged copy's quality
+    record is kept when the files made again are byte for byte the ones it was measured on (ONNX
+    Runtime's quantization is deterministic): no 30 s measurement for a repair."""
     encoder, decoder, spec = model_files(Path(folder))
-    target = derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
-    quality = read_quality(target)
-    if quality is not None:
-        return target, quality
+    before = read_record(target) if damaged is not None else None
+    # A copy from before the checksums (no files in its record) was made by this same code from the
+    # same source (the key says so): its numbers still hold for the files made again.
+    legacy = before is not None and not before.files
+    quality_ok = before is not None and (legacy or file_problem(target / QUALITY_FILE) is None)
+    old_quality = read_quality(target) if quality_ok else None
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -179,27 +193,104 @@ def make_int8(
             _quantize(optimized_model_path(source), partial / source.name)
             say(f"quantized the {name} in {time.perf_counter() - started:.1f} s")
         shutil.copyfile(spec, partial / spec.name)
-        say(f"measuring quality and speed on {frames * FRAME_SIZE / 24000:.0f} s of test signal…")
-        quality = measure_quality(Path(folder), partial, parts, frames)
+        same = legacy or before is not None and all(
+            before.files.get(n, {}).get("sha256") == sha256_of(partial / n) for n in _COPY_FILES[:3])
+        if old_quality is not None and same and old_quality.parts == parts:
+            quality = old_quality
+        else:
+            say(f"measuring quality and speed on {frames * FRAME_SIZE / 24000:.0f} s of test signal…")
+            quality = measure_quality(Path(folder), partial, parts, frames)
         (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
+        # Recorded before the rename: a copy is complete with its checksums, or absent.
+        write_record(partial, [encoder, decoder], tag=parts, files=_COPY_FILES, kind=_KIND)
         shutil.rmtree(target, ignore_errors=True)
-        partial.rename(target)  # complete or absent: never a folder without its quality record
-        record_and_prune(target, [encoder, decoder], tag=parts)
+        partial.rename(target)
+        prune_siblings(target)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
+        if damaged is not None:
+            raise DerivedFileError.damaged(*damaged, exc) from exc
         raise ModelError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    if damaged is not None:
+        log.warning("int8 copy %s was damaged (%s: %s): made it again from %s", target, damaged[0].name, damaged[1],
+                    folder)
     return target, quality
 
 
+def make_int8(
+    folder: Path, parts: str = PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
+    status: Callable[[str], None] | None = None,
+) -> tuple[Path, Int8Quality]:
+    """The int8 copy of the model in `folder` and its measured quality, made once and then reused.
+
+    `parts` "decoder" keeps the encoder in float: the codes stay exactly the original's. A copy
+    whose files no longer match their checksums is made again (never returned as it is).
+    """
+    if parts not in PARTS:
+        raise ValueError(f"parts must be one of {PARTS}, got {parts!r}")
+    say = status or (lambda text: None)
+    encoder, decoder, _ = model_files(Path(folder))
+    target = derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
+    damaged = None
+    if target.exists():
+        damaged = _copy_problem(target)
+        quality = read_quality(target)
+        if damaged is None and quality is not None:
+            return target, quality
+        damaged = damaged or (target / QUALITY_FILE, "unreadable")
+        say(f"the int8 copy in {target} is damaged ({damaged[0].name}: {damaged[1]}): making it again…")
+    return _make(Path(folder), parts, target, frames, say, damaged)
+
+
+def _is_copy(folder: Path) -> bool:
+    """Whether `folder` is an int8 copy the app made (cheap: no file is read for a model folder)."""
+    if (folder / QUALITY_FILE).is_file():
+        return True
+    record = read_record(folder) if (folder / MADE_FROM_FILE).is_file() else None
+    return record is not None and record.kind == _KIND
+
+
+def int8_copy_is_intact(folder: Path) -> bool:
+    """False if `folder` is an int8 copy that must be checked (hashed) or made again before use;
+    a stat per file, no hashing (prepare's parent process asks this)."""
+    folder = Path(folder)
+    return not _is_copy(folder) or _copy_problem(folder, thorough=False) is None
+
+
+def repair_int8_copy(folder: Path) -> None:
+    """If `folder` is an int8 copy whose files fail their checks, makes it again in place from the
+    model it was made from, with a log line; DerivedFileError (naming the folder to delete) if that
+    cannot be done. Anything else is left alone."""
+    folder = Path(folder).resolve()
+    if not _is_copy(folder):
+        return
+    damaged = _copy_problem(folder)
+    if damaged is None:
+        return
+    record, quality = read_record(folder), read_quality(folder)
+    parts = record.tag if record is not None and record.tag in PARTS else quality.parts if quality else None
+    source = Path(quality.source) if quality is not None else (
+        Path(record.sources[0]).parent if record is not None and record.sources else None)
+    try:
+        if parts not in PARTS or source is None:
+            raise ModelError("no record of the model it was made from")
+        encoder, decoder, _ = model_files(source)
+        if derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", folder.parent) != folder:
+            raise ModelError(f"{source} changed since the copy was made")
+    except ModelError as exc:
+        raise DerivedFileError.damaged(*damaged, exc) from exc
+    _make(source, parts, folder, quality.frames if quality is not None else QUALITY_FRAMES, log.info, damaged)
+
+
 def int8_models(cache_dir: Path | None = None) -> list[tuple[Path, Int8Quality]]:
-    """Every complete int8 copy made on this machine whose source model still exists."""
+    """Every complete, undamaged int8 copy made on this machine whose source model still exists."""
     root = Path(cache_dir) if cache_dir is not None else data_dir() / "int8"
     found = []
     for folder in sorted(root.glob("*")) if root.is_dir() else []:
         quality = read_quality(folder)
-        if quality is not None and Path(quality.source).is_dir():
+        if quality is not None and Path(quality.source).is_dir() and _copy_problem(folder) is None:
             found.append((folder, quality))
     return found
