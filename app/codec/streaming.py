@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, inspect_decoder, load_contract, model_files
 from .errors import InputError, ModelError, one_line
@@ -90,6 +90,16 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     # audio server, the callbacks and the GUI on small machines.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
+
+
+def _remedy(path: Path) -> str:
+    """What to do about a graph that will not load: the model is the user's; a copy the app
+    derived in its data folder is the app's (deleting it makes it again)."""
+    try:
+        Path(path).resolve().relative_to(data_dir().resolve())
+    except ValueError:
+        return "re-download the model folder"
+    return f"delete {Path(path).parent} (the app makes it again from the model)"
 
 
 def _open_session(path: Path, options: ort.SessionOptions, remedy: str) -> ort.InferenceSession:
@@ -156,8 +166,8 @@ class StreamingCodec:
         self._decoder_path = decoder_path  # what runs: the rewritten copy when there is one
         self.threads: int | None = threads  # intra-op threads per session (None: onnxruntime's default)
         self._options = _session_options(threads)
-        self._encoder = _open_session(encoder_path, self._options, "re-download the model folder")
-        full_decoder = _open_session(decoder_path, self._options, "re-download the model folder")
+        self._encoder = _open_session(encoder_path, self._options, _remedy(encoder_path))
+        full_decoder = _open_session(decoder_path, self._options, _remedy(decoder_path))
         inspect = prepared.inspection if prepared is not None else inspect_decoder
         self.contract: ModelContract = load_contract(folder, self._encoder, full_decoder, inspect)
 
@@ -300,7 +310,7 @@ class StreamingCodec:
                 path = self._zero_row_path(int(codebooks))
                 remedy = f"delete {path.parent} to rebuild it"
             else:
-                path, remedy = self._decoder_path, "re-download the model folder"  # the graph loaded at start
+                path, remedy = self._decoder_path, _remedy(self._decoder_path)  # the graph loaded at start
             self._decoders[edited] = _open_session(path, self._options, remedy)
         return self._decoders[edited]
 
