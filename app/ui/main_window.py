@@ -1,6 +1,7 @@
 """The main window: controls on the left, readouts and plots on the right (GUI thread).
 
-Wiring only: the EngineBridge does the engine work, plots.py draws, controls.py holds the widgets.
+Wiring only: the EngineBridge does the engine work, plots.py draws, controls.py holds the widgets
+(widgets.py the banner, readouts and meters; welcome.py the first-run page).
 Every failure ends up as a banner above the plots (and a line in the status bar and the log); the
 window stays usable whatever happened.
 """
@@ -23,7 +24,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
-    QPushButton,
     QScrollArea,
     QSizePolicy,
     QStackedWidget,
@@ -40,7 +40,9 @@ from app.ui.budget_bar import LatencyBudgetBar
 from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import INT8_CHOICES, ControlsPanel, format_bps, int8_label, int8_source_name, int8_tooltip
 from app.ui.engine_bridge import EngineBridge
-from app.ui.plots import LevelMeter, PlotsPanel
+from app.ui.plots import PlotsPanel
+from app.ui.welcome import FIRST_DOWNLOAD, WelcomePage
+from app.ui.widgets import Banner, LevelMeter, Readout
 
 log = logging.getLogger(__name__)
 
@@ -48,87 +50,11 @@ TEXT_REFRESH_MS = 250  # readouts and status bar: ~4 Hz, easy to read
 INFO_BANNER_MS = 10_000  # a good-news banner ("the delay is back") goes by itself
 RECENT_FOLDERS_MAX = 10
 QUIET_STOP_REASONS = ("stopped", "restarting", "window closed")
+# Status labels a status bar message may cover when it needs their room, first to go first: the
+# bitrate and RTF are also on the readout cards above, the frame rate matters least.
+STATUS_YIELDS = ("bitrate", "rtf", "fps", "dropped")
 
-FIRST_DOWNLOAD = "streaming-8cb-fp16"  # smallest published variant, identical output to fp32
 DOWNLOAD_PREFIX = "download:"  # combo data of a published variant that is not in the cache yet
-WELCOME_HTML = f"""
-<h2 style="color:{theme.TEXT}">No Mimi model yet</h2>
-<p>Mimi Live runs Kyutai's Mimi codec from a <b>model folder</b> holding
-<code>encoder_model.onnx</code>, <code>decoder_model.onnx</code> and <code>state_spec.txt</code>
-(the streaming ONNX export published as <code>BMekiker/mimi-onnx-streaming</code>).</p>
-<p><b>Have one?</b> Click <b>Open model folder…</b> (Ctrl+O) on the left and pick it.
-Published variants already in your Hugging Face cache show up in the Variant list by themselves.</p>
-<p><b>Have a network?</b> Click <b>Download</b> below (the fp16 variant with 8 codebooks,
-~222 MB), or pick any variant marked "download" in the Variant list.</p>
-<p><b>No network?</b> Make a stand-in with the same architecture and cost (random weights: it
-sounds like noise, but every plot works):</p>
-<pre style="color:{theme.ACCENT}">pip install -e ".[export]"
-mimi-live export stand-ins/streaming-8cb --random-weights --codebooks 8</pre>
-<p>then open <code>stand-ins/streaming-8cb</code>.</p>
-"""
-
-
-class Banner(QFrame):
-    """One message above the plots: error (red), warning (amber) or info (blue), dismissible."""
-
-    COLOURS = {"error": theme.ERROR_BG, "warning": theme.WARN_BG, "info": theme.INFO_BG}
-
-    def __init__(self):
-        super().__init__()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(10, 6, 6, 6)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.close_button = QPushButton("Dismiss")
-        self.close_button.setFlat(True)
-        self.close_button.clicked.connect(self.hide)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.close_button, 0, Qt.AlignTop)
-        self.kind = ""
-        self.hide()
-
-    def hide_later(self, ms: int) -> None:
-        """Hides this message after `ms` unless another one replaced it meanwhile."""
-        shown = (self.kind, self.label.text())
-        # With the banner as context the timer dies with it (a window closed before it fires).
-        QTimer.singleShot(ms, self, lambda: self.hide() if (self.kind, self.label.text()) == shown else None)
-
-    def show_message(self, kind: str, text: str) -> None:
-        self.kind = kind
-        title = {"error": "Error", "warning": "Warning", "info": ""}[kind]
-        self.label.setText(f"<b>{title}:</b> {text}" if title else text)
-        self.label.setToolTip(text)
-        self.setStyleSheet(f"Banner {{ background: {self.COLOURS[kind]}; border-radius: 4px; }}"
-                           f"QLabel {{ color: {theme.TEXT}; }}")
-        self.show()
-
-    @property
-    def text(self) -> str:
-        return self.label.toolTip() if self.isVisible() else ""
-
-
-class Readout(QFrame):
-    """A small card: title above a large value."""
-
-    def __init__(self, title: str, tooltip: str):
-        super().__init__()
-        self.setObjectName("readout")
-        self.setStyleSheet(f"#readout {{ background: {theme.PANEL}; border-radius: 4px; }}")
-        self.setToolTip(tooltip)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 4, 10, 4)
-        layout.setSpacing(0)
-        head = QLabel(title.upper())
-        head.setStyleSheet(f"color: {theme.MUTED}; font-size: 8pt; letter-spacing: 1px;")
-        self.value = QLabel("–")
-        self.value.setStyleSheet(f"color: {theme.TEXT}; font-size: 15pt; font-weight: 600;")
-        layout.addWidget(head)
-        layout.addWidget(self.value)
-
-    def set(self, text: str, colour: str | None = None) -> None:
-        self.value.setText(text)
-        self.value.setStyleSheet(f"color: {colour or theme.TEXT}; font-size: 15pt; font-weight: 600;")
 
 
 def default_record_folder() -> Path:
@@ -166,6 +92,11 @@ class MainWindow(QMainWindow):
         self._tick_times: deque[float] = deque(maxlen=64)
         self._recording_paths: list[str] | None = None
         self._busy = False
+        # A load or a start the window asked for and waits on: an error meanwhile is about it, and
+        # its success resolves the problems of that topic shown before (a failed load or download).
+        self._awaiting: str | None = None
+        self._awaiting_failed = False
+        self._status_tip = ""  # tooltip of the status bar's current message
         self._download = None  # the DownloadDialog under way, if any
         self.download_fn = None  # tests point this at a fake hub; None = app.models.download_variant
         self._int8: dict[str, object] = {}  # listed int8 copies: folder -> Int8Quality (read from disk)
@@ -230,20 +161,9 @@ class MainWindow(QMainWindow):
         self.budget_bar = LatencyBudgetBar()
         right.addWidget(self.budget_bar)
 
-        self.welcome = QLabel(WELCOME_HTML)
-        self.welcome.setWordWrap(True)
-        self.welcome.setTextFormat(Qt.RichText)
-        self.welcome.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        self.welcome.setAlignment(Qt.AlignTop | Qt.AlignLeft)
-        self.welcome.setContentsMargins(30, 20, 30, 20)
-        self.welcome.setMaximumWidth(760)
-        welcome_page = QWidget()
-        welcome_layout = QVBoxLayout(welcome_page)
-        welcome_layout.addWidget(self.welcome, 0, Qt.AlignTop | Qt.AlignHCenter)
-        self.welcome_download = QPushButton(f"Download {FIRST_DOWNLOAD} (~222 MB)")
+        welcome_page = WelcomePage()
+        self.welcome, self.welcome_download = welcome_page.label, welcome_page.download_button
         self.welcome_download.clicked.connect(lambda: self.download_variant(FIRST_DOWNLOAD))
-        welcome_layout.addWidget(self.welcome_download, 0, Qt.AlignHCenter)
-        welcome_layout.addStretch(1)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.plots)
         self.pages.addWidget(welcome_page)
@@ -268,9 +188,15 @@ class MainWindow(QMainWindow):
         self.status["dropped"].setToolTip(
             "Audio skipped to win back delay after a disturbance: whole input frames dropped and "
             "crossfaded splices of the output")
+        # Each label has its own tooltip, so the bar's (the current message's) shows only over the message.
+        self.status["model"].setToolTip("The model streaming (or loaded) and the codebooks it decodes with")
+        self.status["bitrate"].setToolTip("Code bits sent per second")
+        self.status["rtf"].setToolTip("Compute time / audio time over the last second")
+        self.status["fps"].setToolTip("How often the plots are redrawn")
         for label in self.status.values():
             label.setStyleSheet(f"color: {theme.MUTED}; padding: 0 6px;")
             bar.addPermanentWidget(label)
+        bar.messageChanged.connect(self._fit_status_message)
 
         menu = self.menuBar().addMenu("&File")
         self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence.Open)
@@ -379,7 +305,7 @@ class MainWindow(QMainWindow):
         folder = Path(folder).expanduser().resolve()
         if not is_model_folder(folder):
             self.show_message("error", f"{folder} is not a Mimi model folder: it needs encoder_model.onnx, "
-                                       "decoder_model.onnx and state_spec.txt")
+                                       "decoder_model.onnx and state_spec.txt", topic="model")
             return False
         folders = [f for f in self.model_folders() if f != str(folder)]
         self.settings.setValue("model/folders", [str(folder), *folders][:RECENT_FOLDERS_MAX])
@@ -454,8 +380,9 @@ class MainWindow(QMainWindow):
         self._load(model)
 
     def _load(self, model: Path, verify: bool = True) -> None:
-        self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
-                               kv_window=self.controls.kv_window(), verify=verify, name=self.model_name(model))
+        if self.bridge.load_model(model, codebooks=self._wanted_codebooks(model),
+                                  kv_window=self.controls.kv_window(), verify=verify, name=self.model_name(model)):
+            self._await("model")
 
     def model_name(self, model: Path | str | None) -> str:
         """What the window calls a model: its folder's name, or "<source> int8" for an int8 copy."""
@@ -529,7 +456,7 @@ class MainWindow(QMainWindow):
         self._download.deleteLater()
         self._download = None
         if folder is None:
-            self.show_message("error", error)
+            self.show_message("error", error, topic="model")  # e.g. no network: any model loaded resolves it
             self._sync_model_combo()
             return
         self.show_message("info", f"Downloaded {name} (sizes and sha256 match the hub) to {folder}")
@@ -643,6 +570,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("audio/file", str(path))
         self.controls.select_data(self.controls.source_combo, "file")
         self.settings.setValue("audio/source", "file")
+        self.banner.clear("source")
         self._show_file()
         self._update_enabled()
 
@@ -665,6 +593,7 @@ class MainWindow(QMainWindow):
             self._input_file = Path(path)
             self.settings.setValue("audio/file", path)
         self.settings.setValue("audio/source", source)
+        self.banner.clear("source")
         self._show_file()
         self._update_enabled()
 
@@ -706,14 +635,17 @@ class MainWindow(QMainWindow):
     def start(self) -> bool:
         config = self.current_config()
         if config is None:
-            self.show_message("error", "no model: open a model folder first (see the instructions)")
+            self.show_message("error", "no model: open a model folder first (see the instructions)", topic="model")
             return False
         if config.source == "file" and config.input_file is None:
-            self.show_message("error", "choose an audio file first (Source: WAV file…)")
+            self.show_message("error", "choose an audio file first (Source: WAV file…)", topic="source")
             return False
-        self.banner.hide()
+        self.banner.hide()  # a new attempt: what failed before is no longer the news
         self._prepare_plots(config)
-        return self.bridge.start(config)
+        if not self.bridge.start(config):
+            return False
+        self._await("start")
+        return True
 
     def stop(self) -> None:
         self.bridge.stop()
@@ -779,29 +711,76 @@ class MainWindow(QMainWindow):
         elif event.kind == "info":  # e.g. the delay won back: it replaces the warning, then goes
             if not (self.banner.isVisible() and self.banner.kind == "error"):
                 self.show_message("info", event.message)
-                self.banner.hide_later(INFO_BANNER_MS)
         elif event.kind == "stopped":
             if event.message not in QUIET_STOP_REASONS:
                 self.show_message("error", f"streaming stopped: {event.message}")
-            if self._recording_paths:
-                names = " and ".join(self._recording_paths)
-                if not (self.banner.isVisible() and self.banner.kind == "error"):
-                    self.show_message("info", f"Recorded {names}")
-                self._recording_paths = None
-            self.statusBar().showMessage(f"Stopped ({event.message})", 5000)
+            recorded = self._recording_paths
+            self._recording_paths = None
+            if recorded and not (self.banner.isVisible() and self.banner.kind == "error"):
+                self._show_recorded(recorded)
+            elif recorded:
+                self._show_status(f"Stopped; {self._recorded_short(recorded)}", str(Path(recorded[0]).parent))
+            else:
+                self._show_status(f"Stopped ({event.message})")
         elif event.kind == "started":
             self._recording_paths = (self.bridge.engine.info or {}).get("recording")
-            self.statusBar().showMessage(event.message.capitalize(), 4000)
+            self._show_status(event.message.capitalize(), ms=4000)
         elif event.kind == "recording":
             if self._recording_paths and not event.message:
-                self.show_message("info", f"Recorded {' and '.join(self._recording_paths)}")
+                self._show_recorded(self._recording_paths)
             self._recording_paths = event.message.split("\n") if event.message else None
         else:
-            self.statusBar().showMessage(event.message, 5000)
+            self._show_status(event.message)
         self._show_record_folder()
+
+    @staticmethod
+    def _recorded_short(paths: list[str]) -> str:
+        """The pair's names without their folder, e.g. "recorded mimi-<time>-input.wav and -codec.wav",
+        so that the line fits the status bar next to its labels."""
+        first, *rest = (Path(p).name for p in paths)
+        stem = first.rsplit("-", 1)[0] + "-"  # mimi-<time>[-n]-: the part both names share
+        return "recorded " + " and ".join([first, *(n[len(stem) - 1:] if n.startswith(stem) else n for n in rest)])
+
+    def _show_recorded(self, paths: list[str]) -> None:
+        folder = str(Path(paths[0]).parent)
+        names = " and ".join(Path(p).name for p in paths)
+        short = self._recorded_short(paths)
+        self.show_message("info", f"Recorded {names} in {folder}", status=short[0].upper() + short[1:],
+                          status_tip=f"In {folder}")
+
+    def _show_status(self, text: str, tip: str = "", ms: int = 5000) -> None:
+        self._status_tip = tip
+        self.statusBar().showMessage(text, ms)
+
+    def _fit_status_message(self, text: str | None = None) -> None:
+        """Gives the status bar's message the room it needs: QStatusBar cuts it at the first label."""
+        bar = self.statusBar()
+        text = bar.currentMessage() if text is None else text
+        bar.setToolTip(self._status_tip if text else "")
+        hidden: set[str] = set()
+        if text:
+            widths = {name: label.sizeHint().width() for name, label in self.status.items()}
+            free = bar.width() - sum(widths.values())
+            need = bar.fontMetrics().horizontalAdvance(text) + 40  # + margins, spacing and the size grip
+            for name in STATUS_YIELDS:
+                if free >= need:
+                    break
+                hidden.add(name)
+                free += widths[name]
+        for name in STATUS_YIELDS:
+            self.status[name].setVisible(name not in hidden)  # no-op when unchanged: no flicker
+
+    def _await(self, topic: str) -> None:
+        self._awaiting, self._awaiting_failed = topic, False
 
     def _on_busy(self, busy: bool, text: str) -> None:
         self._busy = busy
+        if not busy and self._awaiting is not None:
+            # A model now loaded and no error meanwhile: an earlier failed load, failed download
+            # (e.g. no network) or "no model" is resolved.
+            if not self._awaiting_failed and self.bridge.codec is not None:
+                self.banner.clear(self._awaiting, "model")
+            self._awaiting = None
         self.busy_bar.setVisible(busy)
         self.busy_label.setText(text if busy else "")
         if not busy and self.bridge.codec is not None:
@@ -817,10 +796,23 @@ class MainWindow(QMainWindow):
         self._update_enabled()
         self._refresh_text()
 
-    def show_message(self, kind: str, text: str) -> None:
+    def show_message(self, kind: str, text: str, topic: str | None = None, status: str | None = None,
+                     status_tip: str = "") -> None:
+        """A banner (info ones go by themselves) and a line in the status bar.
+
+        `topic` names the problem a message is about, so that its resolution hides it (see
+        Banner.clear); an error while the window waits on a model load is about "model".
+        `status`: a short form for the status bar, whose room is one line next to the readouts
+        (default: the first line of `text`), with `status_tip` as its tooltip.
+        """
         log.log(logging.ERROR if kind == "error" else logging.INFO, "%s: %s", kind, text)
-        self.banner.show_message(kind, text)
-        self.statusBar().showMessage(text.splitlines()[0][:160], 8000)
+        if topic is None and kind == "error" and self._awaiting is not None:
+            topic, self._awaiting_failed = self._awaiting, True
+        self.banner.show_message(kind, text, topic)
+        if kind == "info":  # good news needs no dismissing: it goes like the status bar line
+            self.banner.hide_later(INFO_BANNER_MS)
+        self._status_tip = status_tip
+        self.statusBar().showMessage(status or text.splitlines()[0][:160], 8000)
 
     def _update_enabled(self) -> None:
         c, running, busy = self.controls, self.bridge.running, self.bridge.busy
@@ -879,3 +871,5 @@ class MainWindow(QMainWindow):
         ticks = list(self._tick_times)
         fps = (len(ticks) - 1) / (ticks[-1] - ticks[0]) if len(ticks) > 1 and ticks[-1] > ticks[0] else 0.0
         s["fps"].setText(f"UI {fps:.0f} fps")
+        if self.statusBar().currentMessage():  # the labels' new widths may crowd it
+            self._fit_status_message()

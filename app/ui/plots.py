@@ -15,8 +15,8 @@ from typing import Protocol
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QLinearGradient, QPainter
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtGui import QColor, QFont, QFontMetrics
+from PySide6.QtWidgets import QWidget
 
 from app.audio.metrics import FrameMetrics
 from app.config import FRAME_RATE_HZ, SAMPLE_RATE_HZ
@@ -27,6 +27,13 @@ HISTORY_FRAMES = int(HISTORY_S * FRAME_RATE_HZ)  # 125 code frames = Mimi's 10 s
 HISTORY_CHUNKS = HISTORY_FRAMES  # at most one point per frame (80 ms chunks)
 DEFAULT_CODEBOOK_SIZE = 2048
 NOT_SENT = 0  # heatmap value of a codebook that was not transmitted (LUT entry 0 = background)
+CODEBOOK_TICK_PT = 8.0  # the codebook numbers: small enough for 16 rows in a short plot
+CODEBOOK_PLOT_MIN = 190  # px, the activity plot's least height (8 codebooks or fewer)
+CODEBOOK_CHROME_PX = 90  # px of that plot that are not rows: title, time axis and its label, margins
+# Least heights of the other plots: with 16 codebooks numbered one per row, all of them still fit
+# the window's minimum size (1000 x 680).
+SPECTROGRAM_MIN = 135
+HISTORY_PLOT_MIN = 120
 
 
 class HistoryRing:
@@ -65,7 +72,7 @@ def _plot_widget(title: str) -> pg.PlotWidget:
     item.setMenuEnabled(False)
     item.hideButtons()
     widget.setMouseEnabled(x=False, y=False)
-    widget.setMinimumHeight(150)
+    widget.setMinimumHeight(HISTORY_PLOT_MIN)
     return widget
 
 
@@ -93,7 +100,7 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
 
     def __init__(self):
         super().__init__()
-        self.setMinimumHeight(190)
+        self.setMinimumHeight(CODEBOOK_PLOT_MIN)
         self.ci.layout.setSpacing(4)
         self.codebook_size = DEFAULT_CODEBOOK_SIZE
         self.rows = 8
@@ -117,6 +124,9 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
         self.heat.setLabel("left", "codebook")
         self.heat.setLabel("bottom", "seconds ago")
         self.heat.invertY(True)  # codebook 1 (the coarsest) on top
+        self.tick_font = QFont(self.font())
+        self.tick_font.setPointSizeF(CODEBOOK_TICK_PT)
+        self.heat.getAxis("left").setTickFont(self.tick_font)
 
         self.bars_plot = self.addPlot(row=0, col=1)
         self.bars_plot.setTitle(f"<span style='color:{theme.TEXT}'>Bits used</span>", size="10pt")
@@ -153,12 +163,18 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
         self.image.setRect(QRectF(-HISTORY_S, 0, HISTORY_S, rows))
         self.heat.setXRange(-HISTORY_S, 0, padding=0)
         self.heat.setYRange(0, rows, padding=0)
-        ticks = [(r + 0.5, str(r + 1)) for r in range(rows) if rows <= 8 or r % 2 == 0 or r == rows - 1]
-        self.heat.getAxis("left").setTicks([ticks])
+        # Every codebook numbered (with every other one, 16 codebooks read as 1, 3, 5...): the plot
+        # is made tall enough for one number per row, taken from the plots below it when small.
+        self.heat.getAxis("left").setTicks([[(r + 0.5, str(r + 1)) for r in range(rows)]])
+        self.setMinimumHeight(max(CODEBOOK_PLOT_MIN, CODEBOOK_CHROME_PX + rows * self.row_px_needed()))
         max_bits = math.log2(self.codebook_size)
         self.bars_plot.setXRange(0, max_bits, padding=0.02)
         self.max_line.setValue(max_bits)
         self._dirty = True
+
+    def row_px_needed(self) -> int:
+        """Height of a row that shows its number apart from its neighbours' (the digits' ink + 2 px)."""
+        return QFontMetrics(self.tick_font).tightBoundingRect("0123456789").height() + 2
 
     def reset(self) -> None:
         self._codes.fill(-1)
@@ -334,7 +350,7 @@ def _style(widget: pg.PlotWidget) -> None:
     item.setMenuEnabled(False)
     item.hideButtons()
     widget.setMouseEnabled(x=False, y=False)
-    widget.setMinimumHeight(150)
+    widget.setMinimumHeight(HISTORY_PLOT_MIN)
 
 
 # -- spectrogram ---------------------------------------------------------------------------------
@@ -398,7 +414,7 @@ class Spectrogram(pg.GraphicsLayoutWidget):
 
     def __init__(self, tap: AudioTapReader | None = None):
         super().__init__()
-        self.setMinimumHeight(170)
+        self.setMinimumHeight(SPECTROGRAM_MIN)
         self.ci.layout.setSpacing(4)
         self.tap: AudioTapReader = tap or NullTap()
         self.columns = int(self.SECONDS * SAMPLE_RATE_HZ / self.HOP)
@@ -476,56 +492,6 @@ class Spectrogram(pg.GraphicsLayoutWidget):
 
 
 # -- level meters --------------------------------------------------------------------------------
-
-
-class LevelMeter(QWidget):
-    """Horizontal RMS meter in dBFS with a decaying peak-hold tick (painted, no pyqtgraph)."""
-
-    FLOOR_DB = -60.0
-
-    def __init__(self, label: str, colour: str):
-        super().__init__()
-        self.label = label
-        self.colour = QColor(colour)
-        self.level_db = -120.0
-        self.peak_db = -120.0
-        self.setMinimumSize(160, 22)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-
-    def set_level(self, db: float) -> None:
-        self.level_db = db
-        self.peak_db = max(db, self.peak_db - 1.5)  # ~45 dB/s decay at 30 fps
-        if _visible(self):
-            self.update()
-
-    def reset(self) -> None:
-        self.level_db = self.peak_db = -120.0
-        self.update()
-
-    def _x(self, db: float, width: float) -> float:
-        return max(0.0, min(1.0, (db - self.FLOOR_DB) / -self.FLOOR_DB)) * width
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
-        painter = QPainter(self)
-        label_w = 34
-        text_w = 64
-        bar = QRectF(label_w, 4, self.width() - label_w - text_w, self.height() - 8)
-        painter.setPen(QColor(theme.TEXT))
-        painter.drawText(QRectF(0, 0, label_w - 4, self.height()), Qt.AlignVCenter | Qt.AlignRight, self.label)
-        painter.fillRect(bar, QColor(theme.PLOT_BG))
-        gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
-        gradient.setColorAt(0.0, self.colour.darker(160))
-        gradient.setColorAt(0.75, self.colour)
-        gradient.setColorAt(0.92, QColor("#ffd24f"))
-        gradient.setColorAt(1.0, QColor(theme.BUDGET))
-        filled = QRectF(bar.left(), bar.top(), self._x(self.level_db, bar.width()), bar.height())
-        painter.fillRect(filled, gradient)
-        peak_x = bar.left() + self._x(self.peak_db, bar.width())
-        painter.fillRect(QRectF(peak_x - 1, bar.top(), 2, bar.height()), QColor(theme.TEXT))
-        text = "  -inf dB" if self.level_db <= -119 else f"{self.level_db:6.1f} dB"
-        painter.setPen(QColor(theme.MUTED))
-        painter.drawText(QRectF(bar.right() + 4, 0, text_w - 4, self.height()), Qt.AlignVCenter | Qt.AlignLeft, text)
-        painter.end()
 
 
 class PlotsPanel(QWidget):
