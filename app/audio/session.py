@@ -126,7 +126,7 @@ def silence_event(session: LiveSession, dry: np.ndarray) -> EngineEvent | None:
     if np.any(dry):
         back = session.warned_silence
         session.zero_input_s, session.warned_silence = 0.0, False
-        return EngineEvent("warning", "microphone input is back") if back else None
+        return EngineEvent("info", "microphone input is back") if back else None
     session.zero_input_s += len(dry) / SAMPLE_RATE_HZ
     if session.zero_input_s >= SILENCE_WARNING_S and not session.warned_silence:
         session.warned_silence = True
