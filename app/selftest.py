@@ -2,7 +2,8 @@
 
 No audio device, display or network is needed. It streams 2 s of a 440 Hz tone through the tiny
 bundled model (a source checkout uses tests/fixtures/tiny-8cb) in 80 ms chunks, encode then
-decode, as the live engine does, and checks the output; then it loads the other native pieces the
+decode, as the live engine does (the model prepared in a child process, as the app loads models),
+and checks the output; then it loads the other native pieces the
 app needs (PortAudio via sounddevice, libsndfile, soxr, Qt's offscreen platform and image plugins,
 pyqtgraph, the Hugging Face hub client), because a bundle that misses one of them only fails when that feature is first used.
 Prints one summary line; `main` returns 0, or 1 after one `mimi-live: self-test failed: ...` line.
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from app.config import APP_ID, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
+from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
 
 # build_app.spec copies tests/fixtures/tiny-8cb here; keep the two names in step.
 BUNDLED_MODEL = Path("models") / "selftest-tiny-8cb"
@@ -25,6 +27,7 @@ CHECKOUT_MODEL = Path("tests") / "fixtures" / "tiny-8cb"
 TONE_HZ = 440.0
 TONE_S = 2.0
 CHUNK_FRAMES = 1  # 80 ms per call, the live engine's default
+PREPARE_TIMEOUT_S = 60.0
 
 
 class SelfTestError(Exception):
@@ -40,10 +43,25 @@ def selftest_model_dir() -> Path:
                         "(the self-test runs from a bundle or a source checkout)")
 
 
-def _codec_roundtrip(model: Path) -> dict:
-    from app.codec import StreamingCodec
+def _prepared_codec(model: Path):
+    """The codec loaded as the app loads it: its graph work done in a child process (which, in a
+    bundle, is this executable again), into a throwaway data folder so the child always runs."""
+    from app.codec import StreamingCodec, prepare_model
 
-    codec = StreamingCodec(model)
+    saved = os.environ.get(DATA_DIR_ENV)
+    with tempfile.TemporaryDirectory(prefix=f"{APP_ID}-selftest-") as data:
+        os.environ[DATA_DIR_ENV] = data
+        try:
+            return StreamingCodec(model, prepared=prepare_model(model, timeout_s=PREPARE_TIMEOUT_S))
+        finally:
+            if saved is None:
+                os.environ.pop(DATA_DIR_ENV, None)
+            else:
+                os.environ[DATA_DIR_ENV] = saved
+
+
+def _codec_roundtrip(model: Path) -> dict:
+    codec = _prepared_codec(model)
     samples = int(TONE_S * SAMPLE_RATE_HZ)
     t = np.arange(samples) / SAMPLE_RATE_HZ
     tone = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
