@@ -143,6 +143,13 @@ def pulse_server():
     yield from _serve("pulseaudio")
 
 
+@pytest.fixture
+def own_pulse_server():
+    """A private PulseAudio daemon for one test, which may kill it, restart it or remove its
+    sinks without touching the session's shared `pulse_server`."""
+    yield from _serve("pulseaudio")
+
+
 @pytest.fixture(scope="session", params=AUDIO_SERVERS)
 def audio_server(request: pytest.FixtureRequest):
     """Each audio server in turn, with the same surface (tests/pulse.py, tests/pipewire.py):

@@ -108,7 +108,6 @@ def test_suite_like_work_leaves_the_real_home_untouched(tmp_path: Path) -> None:
     assert log_file.is_relative_to(home) and log_file.is_file()
     assert settings_file.is_relative_to(home) and settings_file.is_file()
     assert (home / SESSION_DIRS["MIMI_LIVE_DATA_DIR"] / "threads.json").is_file()
-    assert (home / SESSION_DIRS["XDG_CACHE_HOME"] / "Microsoft/DeveloperTools/.onnxruntime").is_dir()
     after = {folder: snapshot(folder) for folder in REAL_FOLDERS}
     changed = [str(folder) for folder in REAL_FOLDERS if before[folder] != after[folder]]
     assert changed == [], f"the tests wrote into the real home: {changed}"

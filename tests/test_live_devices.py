@@ -33,7 +33,8 @@ def _rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
 
 
-def test_streaming_survives_the_audio_server_restarting(pulse_server) -> None:
+def test_streaming_survives_the_audio_server_restarting(own_pulse_server) -> None:
+    pulse_server = own_pulse_server
     app = _run(pulse_server.env, 16)
     time.sleep(5)
     assert app.poll() is None, app.communicate()
@@ -50,7 +51,8 @@ def test_streaming_survives_the_audio_server_restarting(pulse_server) -> None:
     assert summary["frames"] >= 0.8 * 16 * 12.5  # ~1-2 s of gap, the rest streamed
 
 
-def test_a_sink_removed_mid_run_moves_the_output_to_the_default(pulse_server) -> None:
+def test_a_sink_removed_mid_run_moves_the_output_to_the_default(own_pulse_server) -> None:
+    pulse_server = own_pulse_server
     # The app follows the server's default sink (no PULSE_SINK), which is `speaker` until it goes.
     env = {k: v for k, v in pulse_server.env.items() if k != "PULSE_SINK"}
     assert pulse_server.pactl("set-default-sink", "speaker").returncode == 0

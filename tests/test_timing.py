@@ -192,7 +192,7 @@ def test_rare_spikes_of_jitter_are_remembered_so_they_do_not_underrun_again() ->
 def test_clock_drift_is_absorbed_without_splices() -> None:
     sim = PathSim(jittery(6), mic_ppm=-700)  # the microphone runs slow
     sim.run(150)
-    assert abs(sim.delay_ms(140, 150) - sim.delay_ms(20, 30)) < 5
+    assert abs(sim.delay_ms(140, 150) - sim.delay_ms(20, 30)) < 8
     assert sim.timing.drift_ppm == pytest.approx(700, rel=0.25)
     assert sim.underrun_samples == 0
 

@@ -26,6 +26,9 @@ WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady
 # calls run colder than back-to-back ones) and one 10 ms input block.
 INITIAL_COVER_COMPUTE_SHARE = 2.0
 INITIAL_COVER_BLOCK_S = 0.010
+# ...and at least this: the first seconds of a process stall more (lazy imports, first
+# allocations, a server settling) than a back-to-back warm-up shows. Let go after 10 s.
+INITIAL_COVER_MIN_S = 0.040
 # PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
 # to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
 DEFAULT_DEVICE_LATENCY_S = 0.010
@@ -97,7 +100,7 @@ def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS
 
 def initial_cover_s(compute_s: list[float]) -> float:
     """The longest wait to cover before live waits are measured, from steady warm-up calls (s)."""
-    return INITIAL_COVER_COMPUTE_SHARE * max(compute_s) + INITIAL_COVER_BLOCK_S
+    return max(INITIAL_COVER_MIN_S, INITIAL_COVER_COMPUTE_SHARE * max(compute_s) + INITIAL_COVER_BLOCK_S)
 
 
 def real_io(config: EngineConfig):

@@ -115,6 +115,7 @@ def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineC
     session.clock.follow(reopened.io)
     session.aligned, session.reconnects = False, session.reconnects + 1
     session.output_frames_seen, session.output_moved_at = 0, session.clock()
+    session.burst_frames = -1  # the new streams count from zero
     where = " on the default devices (the chosen ones are gone)" if reopened.fell_back else ""
     say(EngineEvent("info", f"audio is back{where}, after {time.monotonic() - started:.1f} s"))
     return True

@@ -25,6 +25,7 @@ from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 
 FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
 SILENCE_WARNING_S = 2.0
+BURST_CAP_S = 0.025  # PipeWire's default quantum is 1024 samples at 48 kHz (21 ms)
 
 
 class SessionClock:
@@ -78,6 +79,9 @@ class LiveSession:
     reconnects: int = 0
     output_frames_seen: int = 0
     output_moved_at: float = field(default_factory=time.perf_counter)
+    burst_frames: int = -1  # output frames at the last look, for the device's burst size (-1: none yet)
+    burst_at: float = 0.0
+    burst_max: int = 0
 
     def carry_counters(self) -> None:
         """Adds the current streams' counts to the session's, before those streams are closed."""
@@ -173,7 +177,7 @@ def new_dropout(session: LiveSession) -> tuple[int, str] | None:
     counters = session.io.counters
     if not session.aligned:
         return None
-    session.timing.set_output_block(math.ceil(counters.output_block_max * SAMPLE_RATE_HZ / session.io.output_rate))
+    session.timing.set_output_block(math.ceil(device_burst(session) * SAMPLE_RATE_HZ / session.io.output_rate))
     missing = counters.underrun_samples - session.seen_underrun_samples
     xruns = counters.input_xruns + counters.output_xruns
     new_xruns = xruns - session.seen_xruns
@@ -188,3 +192,24 @@ def new_dropout(session: LiveSession) -> tuple[int, str] | None:
     else:
         cause = "the audio device reported an xrun: the machine was too busy to feed it in time"
     return round(max(0, missing) * SAMPLE_RATE_HZ / session.io.output_rate), cause
+
+
+def device_burst(session: LiveSession) -> int:
+    """The most output the device has taken at once, in device samples (worker thread).
+
+    A callback's block is not the whole story: PipeWire runs its graph in quanta (e.g. 1024
+    samples at 48 kHz) and calls the app several times in a row within one, so the queue drops by
+    a quantum at once. Between two looks of the worker, whatever was taken beyond the steady rate
+    is such a burst."""
+    counters, now = session.io.counters, session.clock()
+    frames = counters.output_frames
+    burst = 0
+    if session.burst_frames >= 0:
+        steady = (now - session.burst_at) * session.io.output_rate
+        burst = int(frames - session.burst_frames - steady)
+    session.burst_frames, session.burst_at = frames, now
+    # Beyond a server's largest quantum a "burst" is callbacks catching up after a stall: the
+    # timing covers those as waits, not as the device's granularity.
+    burst = min(burst, int(BURST_CAP_S * session.io.output_rate))
+    session.burst_max = max(session.burst_max, burst + counters.output_block_frames)
+    return max(counters.output_block_max, session.burst_max)

@@ -50,10 +50,16 @@ class TimingPolicy:
     """The controller's constants (seconds unless named otherwise)."""
 
     margin_s: float = 0.004  # beyond the longest wait: the worker's poll and scheduling slop
+    # The device block the target covers is at least this long: servers such as PipeWire run in
+    # quanta (256-1024 samples at 48 kHz) and call the app in bursts of small blocks within one.
+    min_device_block_s: float = 0.010
     calm_memory_s: float = 120.0  # how long a calm chunk's wait stays covered
     calm_block_s: float = 2.0  # granularity of that memory (one maximum per block)
     recent_memory_s: float = 3.0  # how long any chunk's wait stays covered (the hysteresis)
     trust_s: float = 10.0  # calm history needed before the warm-up estimate is let go
+    # The cover never goes below this: a light model's waits are tiny, but the machine still
+    # stalls a process for a few tens of ms now and then (scheduling, page faults, the server).
+    min_cover_s: float = 0.040
     # The most a disturbance may raise the cover, in chunks: a chunk that waits longer than this
     # means the worker cannot keep up at all, and more delay would only add to what is dropped.
     cover_cap_chunks: float = 1.5
@@ -137,12 +143,17 @@ class TimingController:
         if not trusted:
             calm = max(calm, self.initial_cover_s)
         recent = max((wait for _, wait in self._recent), default=0.0)
-        return max(calm, min(recent, p.cover_cap_chunks * self.chunk_samples / self.rate))
+        return max(p.min_cover_s, calm, min(recent, p.cover_cap_chunks * self.chunk_samples / self.rate))
 
     @property
     def target(self) -> int:
         """Audio to keep in flight (samples): the cover, one output block, the margin."""
-        return math.ceil((self.cover_s + self.policy.margin_s) * self.rate) + self.output_block
+        return math.ceil((self.cover_s + self.policy.margin_s) * self.rate) + self.device_block
+
+    @property
+    def device_block(self) -> int:
+        """The output granularity covered (samples): the largest block seen, or the floor."""
+        return max(self.output_block, round(self.policy.min_device_block_s * self.rate))
 
     @property
     def usual_wait_s(self) -> float | None:
@@ -275,7 +286,7 @@ class TimingController:
         # Splicing starts once the error has lasted beyond the tolerance (the queue moves in
         # device blocks) and goes on until the error is a quarter of that: a band, so readings
         # that jitter around the tolerance do not start and stop it chunk by chunk.
-        tolerance = p.tolerance_s * self.rate + self.output_block
+        tolerance = p.tolerance_s * self.rate + self.device_block
         release = tolerance / 4
         fade = round(p.crossfade_s * self.rate)
         full = len(self._errors) == p.patience_chunks
@@ -313,7 +324,7 @@ class TimingController:
         """After a disturbance: once on target for `settle_s`, say the delay is back."""
         if self._behind_since is None:
             return
-        tolerance = self.policy.tolerance_s * self.rate + self.output_block
+        tolerance = self.policy.tolerance_s * self.rate + self.device_block
         on_target = abs(self.in_flight + correction.samples - self.target) <= tolerance \
             and now >= self._disturbed_until
         if not on_target:
