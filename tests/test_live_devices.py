@@ -18,7 +18,7 @@ import pytest
 
 from conftest import model_dir
 
-pytestmark = [pytest.mark.pulse, pytest.mark.slow]
+pytestmark = [pytest.mark.pulse, pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ import soundfile as sf
 from app.codec.kvwindow import DEFAULT_KV_SLACK
 from conftest import model_dir
 
-pytestmark = pytest.mark.pulse
+pytestmark = [pytest.mark.pulse, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 RATE = 24_000
 CHIRP_S = 0.05

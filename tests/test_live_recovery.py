@@ -29,7 +29,7 @@ import soundfile as sf
 from chirps import RATE, chirp_train, delays_ms
 from conftest import model_dir
 
-pytestmark = [pytest.mark.pulse, pytest.mark.slow]
+pytestmark = [pytest.mark.pulse, pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 REPO = Path(__file__).resolve().parents[1]
 SPACING_S = 1.0
