@@ -121,7 +121,6 @@ class TimingController:
         # Counters (samples unless named otherwise), cumulative since start.
         self.spliced_out = 0
         self.spliced_in = 0
-        self.resampled = 0  # net samples added (+) / removed (-) by the drift correction
         self.dropped_frames = 0
         self.episodes = 0
         self.events: collections.deque[tuple[str, str]] = collections.deque(maxlen=16)
@@ -156,17 +155,9 @@ class TimingController:
         return max(self.output_block, round(self.policy.min_device_block_s * self.rate))
 
     @property
-    def usual_wait_s(self) -> float | None:
-        return self._usual_s
-
-    @property
     def drift_ppm(self) -> float:
         """The clock drift the correction has settled on (+: the speaker is fed extra samples)."""
         return self._drift_rate / self.chunk_samples * 1e6
-
-    @property
-    def disturbed(self) -> bool:
-        return bool(self._behind_since is not None)
 
     # -- what the worker asks -----------------------------------------------------------------
 
@@ -311,7 +302,6 @@ class TimingController:
         error = target - self._ema
         self._drift_rate = max(-limit, min(limit, self._drift_rate + error * p.drift_integral_gain))
         adjust = int(max(-limit, min(limit, round(self._drift_rate + error * p.drift_gain))))
-        self.resampled += adjust
         return Correction(adjust, splice=False)
 
     def _after_splice(self, in_flight: float, change: int) -> None:
