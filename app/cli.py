@@ -12,18 +12,22 @@ Heavy imports (onnxruntime, torch) happen inside handlers so `--help` stays fast
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app import __version__, cli_args, cli_signals
 from app.cli_args import ROUNDTRIP_CHUNK_MS_MAX, RUN_CHUNK_MS_MAX
-from app.config import APP_ID, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+from app.config import APP_ID, DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+
+if TYPE_CHECKING:
+    from app.audio.native_log import NativeMessages
 
 PROG = APP_ID
 EXPORT_EXTRA_HINT = f"{PROG} export needs the export extra: pip install 'mimi-live[export]'"
@@ -406,9 +410,9 @@ def _add_run(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                    help="what the speaker plays (default codec)")
     p.add_argument("--bypass", dest="monitor", action="store_const", const="bypass", help="same as --monitor bypass")
     p.add_argument("--record", type=Path, metavar="DIR", help="record input and reconstruction as WAV files here")
-    p.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=10, metavar="MS",
+    p.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=DEFAULT_DEVICE_LATENCY_MS, metavar="MS",
                    help=f"latency asked of the audio devices, 1..{cli_args.DEVICE_LATENCY_MS_MAX} "
-                   "(default 10; raise it if you hear dropouts)")
+                   f"(default {DEFAULT_DEVICE_LATENCY_MS}; raise it if you hear dropouts)")
     p.add_argument("--metrics-out", type=Path, metavar="F.jsonl", help="write one JSON line per chunk")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=_cmd_run)
@@ -420,7 +424,37 @@ def _metrics_row(m) -> dict:
     return row
 
 
+@contextlib.contextmanager
+def _audio_library_lines() -> Iterator[NativeMessages | None]:
+    """Commands that open audio devices: the log file, and the lines ALSA and PortAudio print
+    on stderr moved into it (counted) so the terminal shows only the app's own."""
+    from app.audio.native_log import NativeMessages
+    from app.logs import setup_logging
+
+    try:
+        setup_logging(console=True)
+    except OSError as exc:
+        print(f"{PROG}: cannot write the log file ({exc}); the audio libraries' messages stay on stderr",
+              file=sys.stderr)
+        yield None
+        return
+    with NativeMessages() as messages:
+        yield messages
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    with _audio_library_lines() as library:
+        summary, code = _run_live(args)
+    if library is not None:
+        summary["audio_library_lines"] = {"total": library.count, "xruns": library.underruns}
+    if args.json:
+        _print_json(summary)
+    else:
+        _print_lines(summary)
+    return code
+
+
+def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
     from app.audio.engine import Engine, EngineConfig
     from app.audio.metrics import EngineEvent
     from app.cli_metrics import MetricsFile
@@ -466,11 +500,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     if not isinstance(item, EngineEvent):
                         metrics_file.write(_metrics_row(item))
                 metrics_file.close()
-    if args.json:
-        _print_json(summary)
-    else:
-        _print_lines(summary)
-    return 0 if interrupted or reason == "duration reached" else 1
+    return summary, 0 if interrupted or reason == "duration reached" else 1
 
 
 def _add_devices(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -485,7 +515,8 @@ def _cmd_devices(args: argparse.Namespace) -> int:
 
     from app.audio.devices import list_devices
 
-    devices = list_devices()
+    with _audio_library_lines():
+        devices = list_devices()
     if args.json:
         _print_json([asdict(d) for d in devices])
         return 0

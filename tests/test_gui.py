@@ -757,7 +757,8 @@ def test_cli_starts_the_gui_with_no_command_and_with_gui(monkeypatch, tmp_path) 
 
 
 def test_log_file_and_excepthook_never_stack_dialogs(tmp_path, monkeypatch) -> None:
-    from app.ui.app import ExceptHook, setup_logging
+    from app.logs import setup_logging
+    from app.ui.app import ExceptHook
 
     root = logging.getLogger()
     before = list(root.handlers)

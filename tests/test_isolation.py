@@ -95,7 +95,7 @@ def test_suite_like_work_leaves_the_real_home_untouched(tmp_path: Path) -> None:
     run_app("models", "--json")
     script = (
         "from PySide6.QtCore import QSettings\n"
-        "from app.ui.app import make_settings, setup_logging\n"
+        "from app.logs import setup_logging\nfrom app.ui.app import make_settings\n"
         "print(setup_logging())\n"
         "s = make_settings(); s.setValue('isolation/check', 1); s.sync(); print(s.fileName())\n"
     )

@@ -38,6 +38,9 @@ class AudioUnavailable(DeviceError):
     """PortAudio itself cannot be loaded, so there is no audio device at all."""
 
 
+FRESH_LIST_TIMEOUT_S = 10.0
+
+
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
@@ -89,6 +92,43 @@ def list_devices() -> list[DeviceInfo]:
             default_samplerate=float(dev["default_samplerate"]),
         ))
     return devices
+
+
+def _list_in_child(conn) -> None:  # noqa: ANN001 - a multiprocessing connection
+    try:
+        conn.send(("ok", list_devices()))
+    except Exception as exc:  # noqa: BLE001 - sent back whole, raised in the parent
+        conn.send(("error", _one_line(exc)))
+
+
+def list_devices_fresh(timeout_s: float = FRESH_LIST_TIMEOUT_S) -> list[DeviceInfo]:
+    """The devices a fresh PortAudio sees, listed by a spawned child process.
+
+    A PortAudio initialised once keeps the device list it found then, and can only be
+    initialised again with no stream open; a child sees what was plugged in since, while this
+    process's streams play on. Its indices are the child's: choose by name (exact names win).
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # fork would copy the audio threads' locks
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_list_in_child, args=(sender,), name="mimi-live-devices", daemon=True)
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(timeout_s):
+            raise DeviceError(f"listing audio devices took more than {timeout_s:g} s (is the audio server stuck?)")
+        kind, value = receiver.recv()
+    except EOFError:
+        raise DeviceError("listing audio devices failed: the helper process ended without an answer") from None
+    finally:
+        receiver.close()
+        process.join(timeout=1.0)
+        if process.is_alive():
+            process.kill()
+    if kind != "ok":
+        raise DeviceError(f"cannot list audio devices ({value})")
+    return value
 
 
 def _check_kind(kind: str) -> None:

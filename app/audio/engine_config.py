@@ -14,7 +14,7 @@ import numpy as np
 
 from app.codec import StreamingCodec, prepare_model
 from app.codec.tuning import tuned_threads
-from app.config import FRAME_MS, SAMPLE_RATE_HZ
+from app.config import DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, SAMPLE_RATE_HZ
 
 MONITORS = ("codec", "bypass", "residual")
 SOURCES = ("mic", "file", "tone")
@@ -29,9 +29,7 @@ INITIAL_COVER_BLOCK_S = 0.010
 # ...and at least this: the first seconds of a process stall more (lazy imports, first
 # allocations, a server settling) than a back-to-back warm-up shows. Let go after 10 s.
 INITIAL_COVER_MIN_S = 0.040
-# PortAudio's suggested latency. Through PulseAudio here: 10 ms gave no underruns and ~110 ms end
-# to end (bypass, 80 ms chunks); 20 ms with 240-sample blocks ~140 ms; 20 ms free blocks xran.
-DEFAULT_DEVICE_LATENCY_S = 0.010
+DEFAULT_DEVICE_LATENCY_S = DEFAULT_DEVICE_LATENCY_MS / 1000
 
 
 class EngineError(Exception):

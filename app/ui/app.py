@@ -1,6 +1,6 @@
 """GUI entry point and process hygiene (main thread).
 
-`run_gui` sets up a rotating log file under platformdirs' user log dir, routes Qt's own messages
+`run_gui` sets up the app's log file (app.logs), routes Qt's own messages
 into it, installs an excepthook that logs every uncaught exception and shows at most one dialog at
 a time (re-entry guarded: an exception raised while the dialog is up is only logged), applies the
 dark theme and opens the window. When frozen (PyInstaller), stdout/stderr go to the log too.
@@ -9,47 +9,20 @@ dark theme and opens the window. When frozen (PyInstaller), stdout/stderr go to 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import logging.handlers
 import os
 import sys
 import traceback
 from pathlib import Path
 
 from app.config import APP_AUTHOR, APP_ID, APP_NAME, asset_path
+from app.logs import setup_logging
 
 log = logging.getLogger("app.ui")
 
-LOG_BYTES = 1_000_000
-LOG_BACKUPS = 3
 SETTINGS_ORG = APP_AUTHOR  # QSettings organisation and application names
 SETTINGS_APP = APP_ID
-
-
-def log_dir() -> Path:
-    override = os.environ.get("MIMI_LIVE_LOG_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir(APP_ID, appauthor=False))
-
-
-def setup_logging(folder: Path | None = None) -> Path:
-    """Rotating log file `<folder>/mimi-live.log` (1 MB x 3) at INFO; returns its path."""
-    folder = folder or log_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{APP_ID}.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS,
-                                                   encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    if getattr(sys, "frozen", False):  # no console: keep prints and tracebacks in the log
-        stream = open(path.with_suffix(".stdio.log"), "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        sys.stdout = sys.stderr = stream
-    return path
 
 
 def install_qt_message_handler() -> None:
@@ -155,7 +128,14 @@ def run_gui(argv: list[str] | None = None, engine_factory=None) -> int:
         log_path = None
     log.info("starting %s GUI (log: %s)", APP_NAME, log_path)
     sys.excepthook = ExceptHook(log_path)
+    from app.audio.native_log import NativeMessages
 
+    # ALSA's and PortAudio's stderr lines go into the log file (counted), not the terminal.
+    with NativeMessages() if log_path is not None else contextlib.nullcontext():
+        return _open_window(args, engine_factory)
+
+
+def _open_window(args: argparse.Namespace, engine_factory) -> int:  # noqa: ANN001 - a test's factory
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 

@@ -9,15 +9,17 @@ window stays usable whatever happened.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -71,6 +73,8 @@ def default_record_folder() -> Path:
 
 
 class MainWindow(QMainWindow):
+    _devices_listed = Signal(object, object)  # (devices, problem) from a background listing
+
     def __init__(self, settings: QSettings | None = None, engine_factory: Callable[[], Engine] = Engine,
                  model_override: Path | None = None, device_lister: Callable | None = None,
                  interactive: bool = True):
@@ -79,8 +83,11 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.interactive = interactive  # False in tests: never open a modal dialog
         if device_lister is None:
-            from app.audio.devices import list_devices as device_lister
-        self._list_devices = device_lister
+            from app.audio.devices import list_devices, list_devices_fresh
+        # While streaming, PortAudio cannot be re-initialised: a child process lists what is new.
+        self._list_devices = device_lister or list_devices
+        self._list_devices_fresh = device_lister or list_devices_fresh
+        self._devices_listed.connect(self._fill_devices)
         self.setWindowTitle(APP_NAME)
         self.bridge = EngineBridge(engine_factory, self)
         self.controls = ControlsPanel()
@@ -218,8 +225,8 @@ class MainWindow(QMainWindow):
         c.kv_combo.currentIndexChanged.connect(self._on_kv_chosen)
         c.source_combo.currentIndexChanged.connect(self._on_source_chosen)
         c.refresh_devices_button.clicked.connect(self.refresh_devices)
-        c.input_combo.currentIndexChanged.connect(lambda: self._save_device("input"))
-        c.output_combo.currentIndexChanged.connect(lambda: self._save_device("output"))
+        c.input_combo.currentIndexChanged.connect(lambda: self._device_chosen("input"))
+        c.output_combo.currentIndexChanged.connect(lambda: self._device_chosen("output"))
         c.chunk_combo.currentIndexChanged.connect(
             lambda: self.settings.setValue("audio/chunk_ms", c.chunk_combo.currentData()))
         for mode, button in c.monitor_buttons.items():
@@ -530,17 +537,35 @@ class MainWindow(QMainWindow):
     # -- devices and source ----------------------------------------------------------------------
 
     def refresh_devices(self) -> None:
+        """Lists the audio devices again; while streaming, in the background (a child process)."""
+        if not self.bridge.running:
+            self._fill_devices(*self._query_devices(self._list_devices))
+            return
+        self.controls.refresh_devices_button.setEnabled(False)
+
+        def listing() -> None:
+            found = self._query_devices(self._list_devices_fresh)
+            try:
+                self._devices_listed.emit(*found)  # queued to the GUI thread
+            except RuntimeError:  # the window closed meanwhile
+                pass
+
+        threading.Thread(target=listing, name="list-devices", daemon=True).start()
+
+    @staticmethod
+    def _query_devices(lister: Callable) -> tuple[list, str | None]:
         from app.audio.devices import DeviceError
 
-        c = self.controls
         try:
-            devices = list(self._list_devices())
-            problem = None
+            return list(lister()), None
         except DeviceError as exc:
-            devices, problem = [], str(exc)
+            return [], str(exc)
         except Exception as exc:  # noqa: BLE001 - a device list must never take the window down
             log.exception("listing devices failed")
-            devices, problem = [], f"cannot list audio devices ({exc})"
+            return [], f"cannot list audio devices ({exc})"
+
+    def _fill_devices(self, devices: list, problem: str | None) -> None:
+        c = self.controls
         for kind, combo in (("input", c.input_combo), ("output", c.output_combo)):
             saved = self.settings.value(f"audio/{kind}_device", "")
             combo.blockSignals(True)
@@ -559,6 +584,19 @@ class MainWindow(QMainWindow):
             c.set_note(c.audio_note, "No audio devices found: the system default will be tried.", theme.DECODE)
         else:
             c.set_note(c.audio_note, None)
+        self._update_enabled()
+
+    def _device_chosen(self, kind: str) -> None:
+        self._save_device(kind)
+        if self.bridge.running:  # the engine moves the stream between two chunks
+            c = self.controls
+            self.bridge.set_devices(self._device_name(c.input_combo), self._device_name(c.output_combo))
+
+    @staticmethod
+    def _device_name(combo: QComboBox) -> str | None:
+        """A device by its exact name: indices change when PortAudio is initialised again."""
+        data = combo.currentData()
+        return data[1].split("\t")[0] if data else None
 
     def _save_device(self, kind: str) -> None:
         combo = self.controls.input_combo if kind == "input" else self.controls.output_combo
@@ -825,11 +863,13 @@ class MainWindow(QMainWindow):
         for widget in (c.model_combo, c.open_model_button, c.codebooks_combo, c.kv_combo):
             widget.setEnabled(not busy)
         c.codebooks_combo.setEnabled(not busy and c.codebooks_combo.count() > 1)
-        # These need new streams: change them while stopped.
-        for widget in (c.source_combo, c.input_combo, c.output_combo, c.refresh_devices_button, c.chunk_combo):
+        # These need a new session: change them while stopped. Devices move while streaming.
+        for widget in (c.source_combo, c.chunk_combo):
             widget.setEnabled(not running and not busy)
             widget.setToolTip("Stop to change" if running else "")
-        c.input_combo.setEnabled(not running and not busy and c.source_combo.currentData() == "mic")
+        for widget in (c.output_combo, c.refresh_devices_button):
+            widget.setEnabled(not busy)
+        c.input_combo.setEnabled(not busy and c.source_combo.currentData() == "mic")
         c.record_button.setEnabled(not busy)
         blocker = self.int8_copy_blocker()
         c.int8_button.setEnabled(blocker is None)
