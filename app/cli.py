@@ -431,14 +431,15 @@ def _audio_library_lines() -> Iterator[NativeMessages | None]:
     from app.audio.native_log import NativeMessages
     from app.logs import setup_logging
 
-    try:
-        setup_logging(console=True)
-    except OSError as exc:
-        print(f"{PROG}: cannot write the log file ({exc}); the audio libraries' messages stay on stderr",
-              file=sys.stderr)
-        yield None
-        return
-    with NativeMessages() as messages:
+    with NativeMessages() as messages:  # first: the log's terminal handler writes to its stderr
+        try:
+            setup_logging(console=True)
+        except OSError as exc:
+            messages.stop()
+            print(f"{PROG}: cannot write the log file ({exc}); the audio libraries' messages stay on stderr",
+                  file=sys.stderr)
+            yield None
+            return
         yield messages
 
 

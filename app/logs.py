@@ -21,6 +21,19 @@ LOG_BYTES = 1_000_000
 LOG_BACKUPS = 3
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time: it is swapped while the audio libraries'
+    lines are sorted out (app.audio.native_log)."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201 - logging's own attribute
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ANN001 - logging sets it once, from __init__
+        pass
+
+
 def log_dir() -> Path:
     override = os.environ.get(LOG_DIR_ENV)
     if override:
@@ -41,10 +54,15 @@ def setup_logging(folder: Path | None = None, console: bool = False) -> Path:
                                                    encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "mimi_live", False)]:  # set up once per process
+        root.removeHandler(old)
+        old.close()
+    handler.mimi_live = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if console:
-        terminal = logging.StreamHandler()
+        terminal = _CurrentStderr()
+        terminal.mimi_live = True  # type: ignore[attr-defined]
         terminal.setLevel(logging.WARNING)
         root.addHandler(terminal)
     if getattr(sys, "frozen", False):  # no console: keep prints and tracebacks in the log

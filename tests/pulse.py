@@ -89,6 +89,11 @@ class PulseServer:
         }
         # PULSE_SERVER from the outer environment would point clients at another daemon.
         self.env.pop("PULSE_SERVER", None)
+        # No autospawn: a client that finds the daemon gone (a test killed it) would otherwise start
+        # a default one of its own, without our sinks, racing the test's restart.
+        client_conf = runtime_dir / "client.conf"
+        client_conf.write_text("autospawn = no\n")
+        self.env["PULSE_CLIENTCONFIG"] = str(client_conf)
         self._helpers: list[subprocess.Popen[bytes]] = []
         self._recorders = 0
 
@@ -168,12 +173,20 @@ class PulseServer:
             time.sleep(0.1)
 
     def restart(self, down_s: float = 1.0) -> None:
-        """Kills the daemon (as a crash would: clients lose their streams), waits `down_s`, and
-        starts it again with the same sinks in the same runtime folder."""
-        subprocess.run(["pulseaudio", "--kill"], env=self.env, capture_output=True, timeout=5)
+        """Kills the daemon (SIGKILL, as a crash would: clients lose their streams), waits
+        `down_s`, and starts it again with the same sinks in the same runtime folder.
+
+        `pulseaudio --kill` only asks: on a loaded machine the daemon may still be serving
+        seconds later, and a test would then see no restart at all."""
+        pid_file = self.runtime_dir / "pulse" / "pid"
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while self.pactl("info", timeout=2).returncode == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise PulseUnavailable(f"pulseaudio (pid {pid}) survived SIGKILL for 5 s")
+            time.sleep(0.02)
+        pid_file.unlink(missing_ok=True)
         time.sleep(down_s)
         self._start()
 

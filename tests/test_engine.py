@@ -197,6 +197,25 @@ def test_a_vanished_device_is_reopened_and_streaming_goes_on(tmp_path) -> None:
     assert engine.info["recording"] is not None  # the recording went on through it
 
 
+def test_a_stream_failing_every_call_is_reopened(tmp_path) -> None:
+    """A server that died can leave PortAudio's stream calling back with an error flag on every
+    call, forever, without finishing: that is a dead stream too, and it is reopened."""
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), source="tone"), threaded=False)
+    drive(engine, ios[0], None, ticks=25)
+    for _ in range(250):  # 5 s of failing calls: seen within two 2 s windows
+        ios[0].tick(BLOCK, output_status=1)
+        while engine.step():
+            pass
+        if len(ios) == 2:
+            break
+    assert engine.running and len(ios) == 2
+    said = [e.message for e in events(engine) if e.kind == "warning"]
+    assert any("failed every call" in message and "reconnecting" in message for message in said)
+    drive(engine, ios[1], None, ticks=50)
+    assert engine.stop()["reconnects"] == 1
+
+
 def test_devices_switch_while_streaming() -> None:
     made: list[tuple[object, FakeIO]] = []
 

@@ -60,8 +60,27 @@ def test_library_lines_are_logged_and_counted_not_shown(tmp_path) -> None:
 
 def test_every_other_line_reaches_stderr_in_order(tmp_path) -> None:
     done, _ = _run_child(tmp_path)
-    assert done.stderr.splitlines() == ["before", "a line of the app's own", "python's own", "an unfinished line",
-                                        "after"]
+    lines = done.stderr.splitlines()
+    assert sorted(lines) == sorted(["before", "a line of the app's own", "python's own", "an unfinished line", "after"])
+    # Python's lines keep their order; so do the lines written to the descriptor (what C writes).
+    assert [line for line in lines if line in ("before", "python's own", "after")] == ["before", "python's own", "after"]
+    assert lines.index("a line of the app's own") < lines.index("an unfinished line")
+
+
+def test_a_python_line_never_lands_inside_a_library_line(tmp_path) -> None:
+    """ALSA writes "ALSA lib ", the message and the newline separately: a Python line printed in
+    between must still reach the terminal (it has its own descriptor)."""
+    child = (
+        "import os, sys\n"
+        "from app.audio.native_log import NativeMessages\n"
+        "with NativeMessages():\n"
+        "    os.write(2, b'ALSA lib pcm.c:8570:(snd_pcm_recover) ')\n"
+        "    print('mimi-live: warning: reconnecting', file=sys.stderr, flush=True)\n"
+        "    os.write(2, b'underrun occurred\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "mimi-live: warning: reconnecting\n"
 
 
 @pytest.mark.pulse

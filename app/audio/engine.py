@@ -32,12 +32,13 @@ from app.audio.engine_config import (  # noqa: F401 - the engine's public names,
     CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_S, DEFAULT_KV_WINDOW, KV_WINDOW_CHOICES, MONITORS, SOURCES,
     WARMUP_CALLS, EngineConfig, EngineError, initial_cover_s, load_codec, real_io, warm_up,
 )
+from app.audio.devices import DeviceError
 from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     FADE_SAMPLES, LiveSession, SessionClock, apply_correction, new_dropout, chunk_metrics, input_latency_s, monitor_mix, silence_event,
 )
-from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stall_reason
+from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
 from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
@@ -63,6 +64,7 @@ class Engine:
         self.info: dict = {}
         self._io_factory = io_factory or real_io
         # Only real PortAudio needs re-initialising to see a restarted server's devices.
+        self._real_portaudio = io_factory is None
         self._reinitialize = reinitialize_portaudio if io_factory is None else (lambda: None)
         self.reconnect_timeout_s = RECONNECT_TIMEOUT_S  # a lost device is waited for this long
         self._session: LiveSession | None = None
@@ -104,7 +106,7 @@ class Engine:
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
-        io = self._io_factory(config)
+        io = self._open_devices(config)
         recorder = None
         try:
             if source is None:
@@ -220,6 +222,17 @@ class Engine:
         self._chunk_done.clear()
         self._chunk_done.wait(timeout_s)
 
+    def _open_devices(self, config: EngineConfig) -> object:
+        try:
+            return self._io_factory(config)
+        except DeviceError:
+            if not self._real_portaudio:
+                raise
+            # PortAudio lists devices once, when it starts: one that started while the audio
+            # server was busy or starting may have missed it. A fresh look before giving up.
+            self._reinitialize()
+            return self._io_factory(config)
+
     def set_devices(self, input_device: int | str | None, output_device: int | str | None) -> None:
         """Moves the running session to other devices between two chunks (a short gap); the
         codec, timing and recording carry on. If they cannot open, the defaults are used."""
@@ -316,7 +329,7 @@ class Engine:
         session = self._session
         if session is None:
             return False
-        error = getattr(session.io, "error", None) or stall_reason(session)
+        error = getattr(session.io, "error", None) or stream_trouble(session)
         if error:
             if not self._reconnect(session, error):
                 self.queue.put(EngineEvent("error", error))

@@ -6,11 +6,14 @@ pcm.c:8570:(snd_pcm_recover) underrun occurred`, `Expression '...' failed in
 `NativeMessages` is installed, descriptor 2 is a pipe read by a thread: lines from those libraries
 are counted and logged (the first ones verbatim, then a count now and then, so hours of xruns do
 not grow the log without bound); every other line (Python's own messages, tracebacks) is passed
-on to the real stderr unchanged and in order.
+on to the real stderr unchanged and in order. Python's own `sys.stderr` gets a descriptor of its
+own on the real stderr meanwhile: ALSA writes one line in several pieces, and a Python line
+landing between them would be taken for a library's.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -41,6 +44,7 @@ class NativeMessages:
         self.count = 0
         self.underruns = 0
         self._saved: int | None = None
+        self._python_stderr = sys.stderr
         self._thread: threading.Thread | None = None
         self._unlogged = 0
         self._summarized_at = time.monotonic()
@@ -71,6 +75,9 @@ class NativeMessages:
         os.dup2(write_end, 2)
         os.close(write_end)
         self._saved = saved
+        self._python_stderr = sys.stderr
+        sys.stderr = io.TextIOWrapper(io.FileIO(os.dup(saved), "w"), encoding=getattr(sys.stderr, "encoding", None),
+                                      errors="backslashreplace", line_buffering=True)
         self._thread = threading.Thread(target=self._read, args=(read_end, saved), name="native-messages",
                                         daemon=True)
         self._thread.start()
@@ -79,8 +86,9 @@ class NativeMessages:
         """Puts the real stderr back; lines already written are still sorted and passed on."""
         if self._saved is None:
             return
+        ours, sys.stderr = sys.stderr, self._python_stderr
         try:
-            sys.stderr.flush()
+            ours.close()
         except (OSError, ValueError):
             pass
         os.dup2(self._saved, 2)  # closes our copy of the write end: the reader sees the end

@@ -1,11 +1,12 @@
 """Devices that come and go: reopening the streams of a running session (worker thread).
 
 A device that is unplugged, or an audio server that restarts, ends PortAudio's streams (the
-finished callback sets `io.error`) or leaves them silent (no callbacks at all). Either way the
-worker calls `reopen` instead of ending the session: it re-initialises PortAudio (only a fresh
-PortAudio sees a restarted server's devices), opens the devices the session asked for, or the
-default ones if those are gone, and retries until the server is back or the deadline passes. The
-codec, its stream state, the timing and the recording carry on.
+finished callback sets `io.error`), leaves them silent or has them fail on every call
+(`stream_watch`). Either way the worker calls `reopen` instead of ending the session: it
+re-initialises PortAudio (only a fresh PortAudio sees a restarted server's devices), opens the
+devices the session asked for, or the default ones if those are gone, and retries until the
+server is back or the deadline passes. The codec, its stream state, the timing and the recording
+carry on.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from app.audio.sources import MicSource, OutputSink
 
 RECONNECT_TIMEOUT_S = 60.0  # how long a session waits for its audio server to come back
 RETRY_S = 0.5
-STALL_S = 2.0  # no output callback for this long while streaming: the stream is dead
 
 
 @dataclass
@@ -79,15 +79,13 @@ def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], object], rein
             return None
 
 
-def stall_reason(session: LiveSession) -> str | None:
-    """A stream that stopped calling back (a server that died without closing it) is dead."""
-    frames, now = session.io.counters.output_frames, session.clock()
-    if frames != session.output_frames_seen or not session.aligned:
-        session.output_frames_seen, session.output_moved_at = frames, now
+def stream_trouble(session: LiveSession) -> str | None:
+    """Why the session's streams are dead (see stream_watch), or None. Once the first chunk has
+    been placed: before that the streams may still be starting."""
+    if not session.aligned:
+        session.watch.restart()
         return None
-    if now - session.output_moved_at > STALL_S:
-        return f"the output device stopped asking for audio {STALL_S:.0f} s ago"
-    return None
+    return session.watch.dead(session.io.counters, session.io.output_rate, session.clock())
 
 
 def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineConfig], object],
@@ -114,7 +112,7 @@ def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineC
         return False
     session.clock.follow(reopened.io)
     session.aligned, session.reconnects = False, session.reconnects + 1
-    session.output_frames_seen, session.output_moved_at = 0, session.clock()
+    session.watch.restart()
     session.burst_frames = -1  # the new streams count from zero
     where = " on the default devices (the chosen ones are gone)" if reopened.fell_back else ""
     say(EngineEvent("info", f"audio is back{where}, after {time.monotonic() - started:.1f} s"))

@@ -19,6 +19,7 @@ from app.audio.metrics import EngineEvent, FrameMetrics, level_db
 from app.audio.recorder import SessionRecorder
 from app.audio.sources import OutputSink
 from app.audio.splice import resample_to, splice
+from app.audio.stream_watch import StreamWatch
 from app.audio.timing import Correction, TimingController
 from app.codec import StreamingCodec
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
@@ -77,8 +78,7 @@ class LiveSession:
     carried: dict[str, int] = field(default_factory=lambda: {"underruns": 0, "xruns": 0, "overruns": 0,
                                                               "callback_errors": 0})
     reconnects: int = 0
-    output_frames_seen: int = 0
-    output_moved_at: float = field(default_factory=time.perf_counter)
+    watch: StreamWatch = field(default_factory=StreamWatch)  # are the streams still alive?
     burst_frames: int = -1  # output frames at the last look, for the device's burst size (-1: none yet)
     burst_at: float = 0.0
     burst_max: int = 0

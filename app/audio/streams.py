@@ -57,6 +57,7 @@ class IOCounters:
     callback_errors: int = 0  # exceptions caught inside a callback
     input_frames: int = 0  # samples delivered by the input device
     output_frames: int = 0  # samples requested by the output device
+    output_callbacks: int = 0  # output callbacks so far (with output_xruns: is every one failing?)
     input_block_frames: int = 0  # size of the latest input block (PortAudio picks it if blocksize=0)
     output_block_frames: int = 0  # size of the latest output block
     output_block_max: int = 0  # largest output block so far (the timing covers one)
@@ -100,6 +101,7 @@ def run_output_callback(ring: RingBuffer, counters: IOCounters, outdata: np.ndar
         for channel in range(1, outdata.shape[1]):  # mono device fallback to stereo: duplicate
             outdata[:, channel] = outdata[:, 0]
         counters.output_frames += frames
+        counters.output_callbacks += 1
         counters.output_block_frames = frames
         if frames > counters.output_block_max:
             counters.output_block_max = frames
