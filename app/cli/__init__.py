@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app import __version__, cli_args, cli_signals
-from app.cli_args import ROUNDTRIP_CHUNK_MS_MAX, RUN_CHUNK_MS_MAX
+from app import __version__
+from app.cli import args as cli_args
+from app.cli import signals as cli_signals
+from app.cli.args import ROUNDTRIP_CHUNK_MS_MAX, RUN_CHUNK_MS_MAX
 from app.config import APP_ID, DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
@@ -457,7 +459,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
     from app.audio.engine import Engine, EngineConfig
     from app.audio.metrics import EngineEvent
-    from app.cli_metrics import MetricsFile
+    from app.cli.metrics_file import MetricsFile
 
     source = "file" if args.input_file else "tone" if args.tone else "mic"
     config = EngineConfig(model=args.model, codebooks=args.codebooks, chunk_ms=args.chunk_ms,
