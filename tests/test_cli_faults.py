@@ -176,7 +176,7 @@ def _argv(command: str, tmp_path: Path, option: str, value: str) -> list[str]:
 def no_handlers(monkeypatch):
     """Every command's handler replaced: what parses is recorded, nothing runs (no device, no hang)."""
     ran = []
-    for name in ("_cmd_run", "_cmd_roundtrip", "_cmd_bench", "_cmd_export"):
+    for name in ("run.cmd_run", "roundtrip.cmd_roundtrip", "bench.cmd_bench", "export.cmd_export"):
         monkeypatch.setattr(f"app.cli.{name}", lambda args, name=name: ran.append(name) or 0)
     monkeypatch.setattr("app.models.resolve_model", lambda model: model)
     return ran
