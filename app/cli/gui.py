@@ -20,6 +20,6 @@ def add_gui(p: argparse.ArgumentParser) -> None:
 def cmd_gui(args: argparse.Namespace) -> int:
     from app.ui.app import run_gui
 
-    code = run_gui(["--model", str(args.model)] if getattr(args, "model", None) else [])
+    code = run_gui(model=getattr(args, "model", None))  # no command: no --model either
     signals.raise_pending()  # the window closed on a signal: exit as Ctrl-C does
     return code
