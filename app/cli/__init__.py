@@ -18,7 +18,7 @@ from app.cli.output import PROG
 from app.cli.registry import COMMANDS, argument_adder
 from app.cli.user_errors import user_error_message
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "command_in", "main"]
 
 
 def command_in(argv: Sequence[str]) -> str | None:
