@@ -19,7 +19,8 @@ import pytest
 import soundfile as sf
 
 from app.audio.files import read_audio_24k_mono
-from app.cli import EXPORT_EXTRA_HINT, main
+from app.cli import main
+from app.cli.export import EXPORT_EXTRA_HINT
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 
 REPO = Path(__file__).resolve().parent.parent

@@ -176,7 +176,7 @@ def _argv(command: str, tmp_path: Path, option: str, value: str) -> list[str]:
 def no_handlers(monkeypatch):
     """Every command's handler replaced: what parses is recorded, nothing runs (no device, no hang)."""
     ran = []
-    for name in ("_cmd_run", "_cmd_roundtrip", "_cmd_bench", "_cmd_export"):
+    for name in ("run.cmd_run", "roundtrip.cmd_roundtrip", "bench.cmd_bench", "export.cmd_export"):
         monkeypatch.setattr(f"app.cli.{name}", lambda args, name=name: ran.append(name) or 0)
     monkeypatch.setattr("app.models.resolve_model", lambda model: model)
     return ran
@@ -209,7 +209,7 @@ def test_numbers_in_range_still_parse(tmp_path, no_handlers, command, option, va
 
 def test_run_chunk_bound_is_the_engines():
     from app.audio.engine import CHUNK_CHOICES_MS
-    from app.cli_args import RUN_CHUNK_MS_MAX, chunk_ms
+    from app.cli.args import RUN_CHUNK_MS_MAX, chunk_ms
 
     parse = chunk_ms(RUN_CHUNK_MS_MAX)
     assert RUN_CHUNK_MS_MAX == max(CHUNK_CHOICES_MS)
@@ -346,7 +346,7 @@ def test_metrics_over_the_file_size_limit_fail_alone(pulse_server, tmp_path, tin
 
 @pytest.mark.skipif(not DEV_FULL.exists(), reason="no /dev/full here")
 def test_metrics_file_on_a_full_device_reports_once_and_goes_on(capsys):
-    from app.cli_metrics import MetricsFile
+    from app.cli.metrics_file import MetricsFile
 
     metrics = MetricsFile(DEV_FULL)
     for i in range(3):

@@ -750,10 +750,10 @@ def test_cli_starts_the_gui_with_no_command_and_with_gui(monkeypatch, tmp_path) 
     from app.cli import main
 
     calls = []
-    monkeypatch.setattr(ui_app, "run_gui", lambda argv=None: calls.append(argv) or 0)
+    monkeypatch.setattr(ui_app, "run_gui", lambda model=None: calls.append(model) or 0)
     assert main([]) == 0
     assert main(["gui", "--model", str(tmp_path)]) == 0
-    assert calls == [[], ["--model", str(tmp_path)]]
+    assert calls == [None, tmp_path]
 
 
 def test_log_file_and_excepthook_never_stack_dialogs(tmp_path, monkeypatch) -> None:

@@ -155,7 +155,7 @@ def test_tampered_cache_file_is_detected_not_loaded_and_redownloaded(hub, cache,
     def never(*a, **k):
         raise AssertionError("a corrupted model must not be loaded")
 
-    monkeypatch.setattr("app.cli._open_codec", never)
+    monkeypatch.setattr("app.cli.codec_loader.open_codec", never)
     assert main(["info", "--model", V8]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mimi-live: error: streaming-8cb in the cache failed")

@@ -141,7 +141,7 @@ def test_huggingface_hub_fetches_from_olah_through_a_drop_and_the_app_checks_tha
     def never(*a, **k):
         raise AssertionError("a tampered model must not be loaded")
 
-    monkeypatch.setattr("app.cli._open_codec", never)
+    monkeypatch.setattr("app.cli.codec_loader.open_codec", never)
     assert main(["info", "--model", V]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"mimi-live: error: {V} in the cache failed its integrity check")

@@ -8,7 +8,6 @@ dark theme and opens the window. When frozen (PyInstaller), stdout/stderr go to 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -107,15 +106,11 @@ def missing_display() -> str | None:
             f"desktop session, or headless with `xvfb-run -a {APP_ID}`")
 
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=f"{APP_ID} gui", description="Open the Mimi Live window.")
-    parser.add_argument("--model", type=Path, metavar="DIR", help="model folder to open (added to the list)")
-    return parser.parse_args(argv or [])
+def run_gui(model: Path | None = None, engine_factory=None) -> int:  # noqa: ANN001 - a test's factory
+    """Opens the window and runs the Qt event loop; returns the exit code (1, said in one line, with no display).
 
-
-def run_gui(argv: list[str] | None = None, engine_factory=None) -> int:
-    """Opens the window and runs the Qt event loop; returns the exit code (1, said in one line, with no display)."""
-    args = _parse(argv)
+    `model` is a folder to add to the window's list, as `mimi-live gui --model` parsed and resolved it.
+    """
     problem = missing_display()  # before QApplication, which would abort the process
     if problem:
         print(f"{APP_ID}: error: {problem}", file=sys.stderr)
@@ -132,10 +127,10 @@ def run_gui(argv: list[str] | None = None, engine_factory=None) -> int:
 
     # ALSA's and PortAudio's stderr lines go into the log file (counted), not the terminal.
     with NativeMessages() if log_path is not None else contextlib.nullcontext():
-        return _open_window(args, engine_factory)
+        return _open_window(model, engine_factory)
 
 
-def _open_window(args: argparse.Namespace, engine_factory) -> int:  # noqa: ANN001 - a test's factory
+def _open_window(model: Path | None, engine_factory) -> int:  # noqa: ANN001 - a test's factory
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
@@ -157,6 +152,6 @@ def _open_window(args: argparse.Namespace, engine_factory) -> int:  # noqa: ANN0
     from app.ui.main_window import MainWindow
 
     kwargs = {"engine_factory": engine_factory} if engine_factory else {}
-    window = MainWindow(settings=make_settings(), model_override=args.model, **kwargs)
+    window = MainWindow(settings=make_settings(), model_override=model, **kwargs)
     window.show()
     return int(app.exec())

@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["Interrupted", "deferred", "deferred_steps", "handled", "raise_pending"]
 
@@ -85,7 +85,7 @@ def handled() -> Iterator[None]:
     ignored SIGHUP (nohup) or SIGINT (a background job) stays ignored.
     """
     global _pending
-    previous: dict[int, object] = {}
+    previous: dict[int, Any] = {}  # whatever signal.getsignal returned
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
             current = signal.getsignal(signum)

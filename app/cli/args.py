@@ -42,6 +42,9 @@ KV_WINDOW_MAX = 1_000_000  # tokens (~22 h); `none` is the way to say "never cut
 KV_WINDOW_MIN = 2  # the engine's own minimum
 SEED_MAX = 2**32 - 1  # numpy and torch both take any seed in 0..2**32-1
 
+# Every command's --model takes a folder or a variant name (main resolves it before the handler runs).
+MODEL_HELP = "model folder, or a downloaded published variant (see `mimi-live models`)"
+
 
 def _parse_int(text: str, what: str = "a whole number") -> int:
     try:

@@ -8,6 +8,7 @@ lines), and the run goes on without metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -47,10 +48,8 @@ class MetricsFile:
         from app.audio.files import write_error_reason
 
         self.failed = True
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(self._file.fileno(), self._size)  # drop the half line; shrinking needs no space
-        except OSError:
-            pass
         print(f"{APP_ID}: error: {self.path}: cannot write metrics: {write_error_reason(exc)}; "
               "streaming goes on without them", file=sys.stderr)
 
