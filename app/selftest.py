@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
+from app.errors import AppError, one_line
 
 # build_app.spec copies tests/fixtures/tiny-8cb here; keep the two names in step.
 BUNDLED_MODEL = Path("models") / "selftest-tiny-8cb"
@@ -30,7 +31,7 @@ CHUNK_FRAMES = 1  # 80 ms per call, the live engine's default
 PREPARE_TIMEOUT_S = 60.0
 
 
-class SelfTestError(Exception):
+class SelfTestError(AppError):
     """One check failed; the message says which and why."""
 
 
@@ -148,7 +149,7 @@ def run() -> str:
         except SelfTestError as exc:
             raise SelfTestError(f"{name}: {exc}") from exc
         except Exception as exc:  # an import or native library failure: the bundle misses something
-            raise SelfTestError(f"{name}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+            raise SelfTestError(f"{name}: {type(exc).__name__}: {one_line(exc)}") from exc
     codec = results["codec"]
     import onnxruntime
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from app.errors import one_line
+
 __all__ = [
     "PulseServer",
     "PulseUnavailable",
@@ -132,7 +134,7 @@ class PulseServer:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PulseUnavailable(f"pulseaudio did not start ({exc})") from exc
         if result.returncode != 0:
-            detail = " ".join((result.stderr or result.stdout).split())[-300:]
+            detail = one_line(result.stderr or result.stdout)[-300:]
             raise PulseUnavailable(f"pulseaudio exited with {result.returncode}: {detail}")
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -147,7 +149,7 @@ class PulseServer:
         sinks = self.pactl("list", "short", "sinks").stdout
         for name in ("mic", "speaker"):
             if not re.search(rf"\b{name}\b", sinks):
-                raise PulseUnavailable(f"null sink {name!r} missing: {' '.join(sinks.split())}")
+                raise PulseUnavailable(f"null sink {name!r} missing: {one_line(sinks)}")
         self._keep_sinks_awake()
 
     def _keep_sinks_awake(self) -> None:

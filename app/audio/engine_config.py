@@ -15,6 +15,7 @@ import numpy as np
 from app.codec import StreamingCodec, prepare_model
 from app.codec.tuning import tuned_threads
 from app.config import DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, SAMPLE_RATE_HZ
+from app.errors import AppError
 
 MONITORS = ("codec", "bypass", "residual")
 SOURCES = ("mic", "file", "tone")
@@ -32,7 +33,7 @@ INITIAL_COVER_MIN_S = 0.040
 DEFAULT_DEVICE_LATENCY_S = DEFAULT_DEVICE_LATENCY_MS / 1000
 
 
-class EngineError(Exception):
+class EngineError(AppError):
     """The engine cannot do what was asked (bad setting, already running, ...)."""
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from app.audio.devices import LIST_HINT, DeviceError, import_sounddevice
 from app.audio.ring import RingBuffer
 from app.config import SAMPLE_RATE_HZ
+from app.errors import one_line
 
 __all__ = [
     "AudioIO",
@@ -176,10 +177,6 @@ class _IOBase:
         return "; ".join(parts)
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 class AudioIO(_IOBase):
     """Separate PortAudio input and output streams feeding `input_ring` / drained from `output_ring`.
 
@@ -227,7 +224,7 @@ class AudioIO(_IOBase):
         except (sd.PortAudioError, ValueError) as exc:
             which = f"device {device}" if device is not None else f"default {kind} device"
             raise DeviceError(
-                f"no usable {which} for {kind} ({_one_line(exc)}); {LIST_HINT}"
+                f"no usable {which} for {kind} ({one_line(exc)}); {LIST_HINT}"
             ) from exc
 
     def _open(self, kind: str) -> tuple[Any, int, int]:
@@ -264,7 +261,7 @@ class AudioIO(_IOBase):
                 return stream, rate, channels
         tried = " or ".join(f"{rate} Hz" for rate in rates)
         raise DeviceError(
-            f"cannot open {name} at {tried} ({_one_line(last_error)}); "
+            f"cannot open {name} at {tried} ({one_line(last_error)}); "
             f"is it busy or unplugged? pick another ({LIST_HINT})"
         )
 
@@ -290,7 +287,7 @@ class AudioIO(_IOBase):
         except sd.PortAudioError as exc:
             self.stop()
             raise DeviceError(
-                f"cannot start the audio streams ({_one_line(exc)}); "
+                f"cannot start the audio streams ({one_line(exc)}); "
                 f"is the device busy or unplugged? ({LIST_HINT})"
             ) from exc
 

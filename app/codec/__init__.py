@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "CodecError": "errors",
-    "ModelError": "errors",
+    "ModelContractError": "errors",
     "InputError": "errors",
     "ConvStateSpec": "spec",
     "StateSpec": "spec",

@@ -3,7 +3,7 @@
 ``load_contract`` compares the real inputs and outputs of the two
 onnxruntime sessions with state_spec.txt: names, order, dtypes, ranks and
 every static dimension it can check. Transformer KV sizes are read from the
-graphs, never assumed. Anything off raises ModelError naming the file, the
+graphs, never assumed. Anything off raises ModelContractError naming the file, the
 tensor and what was expected.
 
 Runs on whichever thread loads the codec. ``inspect_decoder`` parses the whole
@@ -23,7 +23,9 @@ import onnx
 import onnxruntime as ort
 
 from .codebooks import CodebookEditUnsupported, find_codebook_tables
-from .errors import ModelError, one_line
+from app.errors import one_line
+
+from .errors import ModelContractError
 from .spec import ConvStateSpec, StateSpec, parse_state_spec
 
 __all__ = [
@@ -68,14 +70,14 @@ class ModelContract:
 
 
 def model_files(folder: Path) -> tuple[Path, Path, Path]:
-    """Return (encoder, decoder, state spec) paths, or raise ModelError if any is missing."""
+    """Return (encoder, decoder, state spec) paths, or raise ModelContractError if any is missing."""
     folder = Path(folder)
     names = (ENCODER_FILE, DECODER_FILE, SPEC_FILE)
     if not folder.is_dir():
-        raise ModelError(f"{folder}: model folder not found (expected a folder holding {', '.join(names)})")
+        raise ModelContractError(f"{folder}: model folder not found (expected a folder holding {', '.join(names)})")
     for name in names:
         if not (folder / name).is_file():
-            raise ModelError(f"{folder}: not a Mimi model folder: missing {name} (expected {', '.join(names)})")
+            raise ModelContractError(f"{folder}: not a Mimi model folder: missing {name} (expected {', '.join(names)})")
     encoder, decoder, spec = (folder / name for name in names)
     return encoder, decoder, spec
 
@@ -96,8 +98,8 @@ class _Checker:
         self.by_name = {a.name: a for a in args}
         self.names = tuple(a.name for a in args)
 
-    def fail(self, message: str) -> ModelError:
-        return ModelError(f"{self.file}: {message}")
+    def fail(self, message: str) -> ModelContractError:
+        return ModelContractError(f"{self.file}: {message}")
 
     def check_names(self, expected: Sequence[str], why: dict[str, str]) -> None:
         missing = [n for n in expected if n not in self.by_name]
@@ -217,7 +219,7 @@ def inspect_decoder(path: Path, num_codebooks: int) -> DecoderInspection:
         # The weights are not needed here, only dims and types.
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several kinds
-        raise ModelError(f"{path.name}: cannot read ONNX model: {one_line(exc)}") from exc
+        raise ModelContractError(f"{path.name}: cannot read ONNX model: {one_line(exc)}") from exc
     sizes = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
     for tensor in model.graph.initializer:
         if tensor.data_type in sizes:
@@ -253,7 +255,7 @@ def load_contract(
     dec = _check_model(DECODER_FILE, decoder, "audio_codes", "audio_values", spec.decoder, k)
     # Mimi's two transformers share one config; the contract fields hold one size.
     if enc[:3] != dec[:3]:
-        raise ModelError(
+        raise ModelContractError(
             f"{DECODER_FILE}: KV cache is {dec.layers} layers x {dec.heads} heads x {dec.head_dim} dims but "
             f"{ENCODER_FILE} has {enc.layers} x {enc.heads} x {enc.head_dim}; expected the same transformer size"
         )

@@ -33,7 +33,9 @@ from ..config import FRAME_SIZE, data_dir
 from .contract import DECODER_FILE, ENCODER_FILE, SPEC_FILE, model_files
 from .derived import (MADE_FROM_FILE, derived_dir, file_problem, prune_siblings, read_record, save_atomically,
                       sha256_of, write_record)
-from .errors import DerivedFileError, ModelError, one_line
+from app.errors import one_line
+
+from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
 
 __all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
@@ -206,12 +208,12 @@ def _make(
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         prune_siblings(target)
-    except ModelError:
+    except ModelContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
         if damaged is not None:
             raise DerivedFileError.damaged(*damaged, exc) from exc
-        raise ModelError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
+        raise ModelContractError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     if damaged is not None:
@@ -276,11 +278,11 @@ def repair_int8_copy(folder: Path) -> None:
         Path(record.sources[0]).parent if record is not None and record.sources else None)
     try:
         if parts not in PARTS or source is None:
-            raise ModelError("no record of the model it was made from")
+            raise ModelContractError("no record of the model it was made from")
         encoder, decoder, _ = model_files(source)
         if derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", folder.parent) != folder:
-            raise ModelError(f"{source} changed since the copy was made")
-    except ModelError as exc:
+            raise ModelContractError(f"{source} changed since the copy was made")
+    except ModelContractError as exc:
         raise DerivedFileError.damaged(*damaged, exc) from exc
     _make(source, parts, folder, quality.frames if quality is not None else QUALITY_FRAMES, log.info, damaged)
 

@@ -277,7 +277,7 @@ def make_int8_copy(folder: Path | str, parts: str = INT8_PARTS[0],
 
     Slow the first time (quantization, then ~20 s of test signal through both models: ~30 s at full
     size, using every core): call it off the GUI thread. `status` gets short progress lines (from
-    the calling thread). Raises a codec ModelError (one line) if the copy cannot be made.
+    the calling thread). Raises a codec ModelContractError (one line) if the copy cannot be made.
     """
     from app.codec.quantize import make_int8
 

@@ -20,6 +20,7 @@ from transformers import MimiConfig, MimiModel
 from app.codec.export.fp16 import convert_weights_to_fp16
 from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder, initial_state
 from app.codec.spec import ConvStateSpec, StateSpec, format_state_spec
+from app.errors import AppError
 
 FRAME_SIZE = 1920
 ENCODER_FILE, DECODER_FILE, SPEC_FILE = "encoder_model.onnx", "decoder_model.onnx", "state_spec.txt"
@@ -43,7 +44,7 @@ CHECK_CHUNK_FRAMES = (4, 1, 2)  # chunk sizes the check streams through, in fram
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(AppError, RuntimeError):
     """The export could not be made or did not match its reference."""
 
 
