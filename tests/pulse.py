@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from app.errors import one_line
+from app.config import SAMPLE_RATE_HZ
 
 __all__ = [
     "PulseServer",
@@ -41,7 +42,7 @@ __all__ = [
     "start_pulse_server",
 ]
 
-RECORD_RATE_HZ = 24_000
+RECORD_RATE_HZ = SAMPLE_RATE_HZ
 TOOLS = ("pulseaudio", "pactl", "paplay", "parec", "pacat")
 KEEPALIVE_LATENCY_MS = 30
 START_TIMEOUT_S = 10.0
@@ -155,7 +156,7 @@ class PulseServer:
     def _keep_sinks_awake(self) -> None:
         for sink in ("mic", "speaker"):
             self._helpers.append(subprocess.Popen(
-                ["pacat", "--playback", "--raw", "--format=float32le", "--rate=24000",
+                ["pacat", "--playback", "--raw", "--format=float32le", f"--rate={SAMPLE_RATE_HZ}",
                  "--channels=1", f"--latency-msec={KEEPALIVE_LATENCY_MS}", f"--device={sink}",
                  "/dev/zero"],
                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

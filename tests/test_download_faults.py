@@ -22,7 +22,7 @@ from conftest import model_dir
 from fakehub import COMMIT, FakeHub
 
 from app.models import resolve_model
-from app.models.catalogue import MODEL_FILES
+from app.config import MODEL_FILES
 from app.models.download import DEFAULT_HUB_TIMEOUT_S, HUB_TIMEOUT_ENV, HUB_TRIES, download_variant, hub_timeout_s
 from app.models.errors import DownloadError, HubUnresponsive, NotDownloaded
 

@@ -305,10 +305,10 @@ def test_switching_codebooks_while_running_keeps_the_stream_state() -> None:
     engine, ios = make_engine()
     engine.start(EngineConfig(model=model_dir("tiny-16cb"), kv_window=None), threaded=False)
     signal = noise(1.5)
-    drive(engine, ios[0], signal[: 12 * 1920], ticks=48)
+    drive(engine, ios[0], signal[: 12 * FRAME_SIZE], ticks=48)
     codec = engine.codec
     engine.request_codebooks(4).join(timeout=30)
-    drive(engine, ios[0], signal[12 * 1920 :], ticks=len(signal[12 * 1920 :]) // BLOCK)
+    drive(engine, ios[0], signal[12 * FRAME_SIZE :], ticks=len(signal[12 * FRAME_SIZE :]) // BLOCK)
     metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
     assert metrics[0].codebooks == 16 and metrics[-1].codebooks == 4
     assert engine.codec is codec  # same codec, same state: no reload, no reset
@@ -316,7 +316,7 @@ def test_switching_codebooks_while_running_keeps_the_stream_state() -> None:
     switched_at = next(m.chunk for m in metrics if m.codebooks == 4)
     reference = StreamingCodec(model_dir("tiny-16cb"), kv_window=None)
     for i in range(switched_at + 1):
-        expected_codes = reference.encode(signal[i * 1920 : (i + 1) * 1920])
+        expected_codes = reference.encode(signal[i * FRAME_SIZE : (i + 1) * FRAME_SIZE])
         if i < switched_at:
             reference.decode(expected_codes)
     np.testing.assert_array_equal(metrics[switched_at].codes, expected_codes[:4])

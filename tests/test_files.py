@@ -35,7 +35,7 @@ def peak_hz(pcm: np.ndarray, rate_hz: int) -> float:
         ("stereo48k.wav", 48_000, 2, "WAV", "PCM_16"),
         ("u8.wav", 22_050, 1, "WAV", "PCM_U8"),
         ("mono16k.wav", 16_000, 1, "WAV", "PCM_16"),
-        ("float24k.wav", 24_000, 1, "WAV", "FLOAT"),
+        ("float24k.wav", SAMPLE_RATE_HZ, 1, "WAV", "FLOAT"),
         ("stereo44k.flac", 44_100, 2, "FLAC", "PCM_24"),
         ("quad8k.flac", 8_000, 4, "FLAC", "PCM_16"),
     ],

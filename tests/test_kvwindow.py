@@ -17,7 +17,8 @@ from onnx import helper, numpy_helper
 
 from app.codec.errors import InputError
 from app.codec.kvwindow import KVWindow, PositionLayout, probe_positions, rotate_half
-from app.codec.streaming import FRAME_SIZE, StreamingCodec
+from app.codec.streaming import StreamingCodec
+from app.config import DEFAULT_KV_WINDOW, FRAME_SIZE
 from conftest import chirp_noise as signal
 from conftest import model_dir, relative
 
@@ -272,7 +273,7 @@ def test_window_plateaus_and_none_grows(rng: np.random.Generator) -> None:
     assert windowed.kv_length == (0, 0) and windowed.kv_window == 6
 
 
-@pytest.mark.parametrize("window", [250, 48])
+@pytest.mark.parametrize("window", [DEFAULT_KV_WINDOW, 48])
 def test_stream_shorter_than_the_window_is_unchanged(window: int, rng: np.random.Generator) -> None:
     pcm = signal(rng, 24)  # 48 tokens
     outputs = []

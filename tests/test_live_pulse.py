@@ -26,11 +26,12 @@ import pytest
 import soundfile as sf
 
 from app.codec.kvwindow import DEFAULT_KV_SLACK
+from app.config import SAMPLE_RATE_HZ
 from conftest import model_dir
 
 pytestmark = [pytest.mark.pulse, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
-RATE = 24_000
+RATE = SAMPLE_RATE_HZ
 CHIRP_S = 0.05
 CHIRP_SPACING_S = 1.0
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ import pytest
 from app.codec import graphopt, prepare, tuning
 from app.codec.errors import InputError, ModelError
 from app.codec.prepare import PrepareError, prepare_model, prepared_on_disk
-from app.codec.streaming import FRAME_SIZE, StreamingCodec
+from app.codec.streaming import StreamingCodec
+from app.config import FRAME_SIZE
 from app.codec.tuning import TUNING_FILE, tuned_threads
 from conftest import chirp_noise, model_dir
 

@@ -24,7 +24,7 @@ from app.codec.pipeline import pipelined, threads_per_direction
 from app.codec.quantize import make_int8
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.config import FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+from app.config import DEFAULT_KV_WINDOW, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 
 FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
 # Memory growth is counted from here: 12 s in, the app's KV caches have reached their window.
@@ -146,7 +146,7 @@ def run_pipelined(make: Callable[[], StreamingCodec], pcm: np.ndarray) -> dict:
 
 
 def run_bench(
-    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250, int8: str | None = None,
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW, int8: str | None = None,
     naive: bool = True,
 ) -> dict:
     """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.

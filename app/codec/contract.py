@@ -23,15 +23,13 @@ import onnx
 import onnxruntime as ort
 
 from .codebooks import CodebookEditUnsupported, find_codebook_tables
+from app.config import DECODER_FILE, ENCODER_FILE, SPEC_FILE
 from app.errors import one_line
 
 from .errors import ModelContractError
 from .spec import ConvStateSpec, StateSpec, parse_state_spec
 
 __all__ = [
-    "ENCODER_FILE",
-    "DECODER_FILE",
-    "SPEC_FILE",
     "ModelContract",
     "DecoderInspection",
     "inspect_decoder",
@@ -39,9 +37,6 @@ __all__ = [
     "load_contract",
 ]
 
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
-SPEC_FILE = "state_spec.txt"
 
 _FLOAT = "tensor(float)"
 _INT64 = "tensor(int64)"

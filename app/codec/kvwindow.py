@@ -22,20 +22,16 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 __all__ = [
-    "DEFAULT_KV_WINDOW",
     "DEFAULT_KV_SLACK",
-    "KV_WINDOW_CHOICES",
     "PositionLayout",
     "rotate_half",
     "probe_positions",
     "KVWindow",
 ]
 
-DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s at 25 Hz
 # Tokens a cache may run past its window before it is cut back: one cut (and key rotation, ~2 ms
 # for a full-size direction) every 8 frames instead of every frame.
 DEFAULT_KV_SLACK = 16
-KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, 250, 500)  # None = grow (as published)
 ROPE_THETA = 10000.0
 
 

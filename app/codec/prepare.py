@@ -26,11 +26,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DATA_DIR_ENV, data_dir, write_atomically
+from ..config import DATA_DIR_ENV, SPEC_FILE, data_dir, write_atomically
 from . import codebooks as _codebooks
 from . import graphopt as _graphopt
 from . import quantize as _quantize
-from .contract import SPEC_FILE, DecoderInspection, inspect_decoder, model_files
+from .contract import DecoderInspection, inspect_decoder, model_files
 from .derived import derived_dir, file_problem, is_intact, record_and_prune, source_key
 from app.errors import one_line
 

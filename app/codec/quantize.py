@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..config import FRAME_SIZE, data_dir
-from .contract import DECODER_FILE, ENCODER_FILE, SPEC_FILE, model_files
+from ..config import DECODER_FILE, ENCODER_FILE, FRAME_RATE_HZ, FRAME_SIZE, INT8_PARTS, SAMPLE_RATE_HZ, SPEC_FILE, data_dir
+from .contract import model_files
 from .derived import (MADE_FROM_FILE, derived_dir, file_problem, prune_siblings, read_record, save_atomically,
                       sha256_of, write_record)
 from app.errors import one_line
@@ -43,7 +43,7 @@ __all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", 
 
 QUALITY_FILE = "quality.json"
 _VERSION = 1
-QUALITY_FRAMES = 250  # 20 s of test signal
+QUALITY_FRAMES = int(20 * FRAME_RATE_HZ)  # 20 s of test signal
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def read_quality(folder: Path) -> Int8Quality | None:
         return None
 
 
-PARTS = ("encoder+decoder", "decoder")
+PARTS = INT8_PARTS  # the old name: app/cli.py imports it
 _KIND = "int8"  # the kind its record names: how a folder is known as an int8 copy
 _COPY_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE, QUALITY_FILE)
 
@@ -200,7 +200,7 @@ def _make(
         if old_quality is not None and same and old_quality.parts == parts:
             quality = old_quality
         else:
-            say(f"measuring quality and speed on {frames * FRAME_SIZE / 24000:.0f} s of test signal…")
+            say(f"measuring quality and speed on {frames * FRAME_SIZE / SAMPLE_RATE_HZ:.0f} s of test signal…")
             quality = measure_quality(Path(folder), partial, parts, frames)
         (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
         # Recorded before the rename: a copy is complete with its checksums, or absent.

@@ -27,17 +27,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
+from ..config import DEFAULT_KV_WINDOW, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, inspect_decoder, load_contract, model_files
 from app.errors import one_line
 
 from .errors import InputError, ModelContractError
 from .graphopt import optimized_model_path
-from .kvwindow import DEFAULT_KV_SLACK, DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
+from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
 from .prepare import PreparedModel, prepare_model
 
-__all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
+__all__ = ["StreamingCodec"]
 
 _PROBE_SEED = 20240
 

@@ -20,10 +20,9 @@ from transformers import MimiConfig, MimiModel
 from app.codec.export.fp16 import convert_weights_to_fp16
 from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder, initial_state
 from app.codec.spec import ConvStateSpec, StateSpec, format_state_spec
+from app.config import DECODER_FILE, ENCODER_FILE, FRAME_SIZE, SPEC_FILE
 from app.errors import AppError
 
-FRAME_SIZE = 1920
-ENCODER_FILE, DECODER_FILE, SPEC_FILE = "encoder_model.onnx", "decoder_model.onnx", "state_spec.txt"
 # Kilobyte-size Mimi: same layer structure and state names, few channels, short codebooks.
 TINY_CONFIG = dict(
     hidden_size=32,
