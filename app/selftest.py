@@ -21,6 +21,7 @@ import numpy as np
 
 from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
 from app.errors import AppError, one_line
+from app.codec.measure import stream
 
 # build_app.spec copies tests/fixtures/tiny-8cb here; keep the two names in step.
 BUNDLED_MODEL = Path("models") / "selftest-tiny-8cb"
@@ -67,13 +68,10 @@ def _codec_roundtrip(model: Path) -> dict:
     t = np.arange(samples) / SAMPLE_RATE_HZ
     tone = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
     chunk = CHUNK_FRAMES * FRAME_SIZE
-    codes, audio = [], []
     start = time.perf_counter()
-    for offset in range(0, samples, chunk):
-        frame_codes = codec.encode(tone[offset : offset + chunk])
-        codes.append(frame_codes)
-        audio.append(codec.decode(frame_codes))
+    steps = list(stream(codec, tone, chunk))
     elapsed_s = time.perf_counter() - start
+    codes, audio = [step.codes for step in steps], [step.audio for step in steps]
     codes_all, out = np.concatenate(codes, axis=1), np.concatenate(audio)
     if out.shape != (samples,):
         raise SelfTestError(f"decoded {out.shape[0]} samples from {samples}")

@@ -6,13 +6,13 @@ slow (a model load, a few codec calls) and never run on the worker.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.codec import StreamingCodec, prepare_model
+from app.codec.measure import stream
 from app.codec.tuning import tuned_threads
 from app.config import DEFAULT_DEVICE_LATENCY_MS, DEFAULT_KV_WINDOW, FRAME_MS, SAMPLE_RATE_HZ
 from app.errors import AppError
@@ -84,13 +84,8 @@ def load_codec(config: EngineConfig) -> StreamingCodec:
 
 def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> list[float]:
     """Runs a few chunks of quiet noise through the codec, resets it, returns each call's time (s)."""
-    rng = np.random.default_rng(0)
-    durations = []
-    for _ in range(calls):
-        pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
-        started = time.perf_counter()
-        codec.decode(codec.encode(pcm))
-        durations.append(time.perf_counter() - started)
+    quiet = (1e-3 * np.random.default_rng(0).standard_normal(calls * chunk_samples)).astype(np.float32)
+    durations = [step.wall_s for step in stream(codec, quiet, chunk_samples)]
     codec.reset()
     return durations
 

@@ -37,6 +37,7 @@ from app.errors import one_line
 
 from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
+from .measure import bench_input, roundtrip
 
 __all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
            "repair_int8_copy"]
@@ -108,7 +109,6 @@ def measure_quality(
     original: Path, int8: Path, parts: str, frames: int = QUALITY_FRAMES, threads: int | None = None
 ) -> Int8Quality:
     """Streams the same input through both pairs, frame by frame, alternating between them."""
-    from .bench import bench_input
     from .streaming import StreamingCodec
 
     pcm = bench_input(frames, seed=1)
@@ -120,14 +120,13 @@ def measure_quality(
     agree, times = [], {"reference": [], "quantized": []}
     for i in range(frames):
         chunk = pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]
-        codes = reference.encode(chunk)
-        audio["reference"].append(reference.decode(codes))
-        times["reference"].append(reference.last_encode_ms + reference.last_decode_ms)
-        own = quantized.encode(chunk)
-        audio["quantized"].append(quantized.decode(own))
-        times["quantized"].append(quantized.last_encode_ms + quantized.last_decode_ms)
-        agree.append(float(np.mean(own == codes)))
-        audio["same_codes"].append(decoder_only.decode(codes))
+        ref, own = roundtrip(reference, chunk), roundtrip(quantized, chunk)
+        audio["reference"].append(ref.audio)
+        times["reference"].append(ref.compute_ms)
+        audio["quantized"].append(own.audio)
+        times["quantized"].append(own.compute_ms)
+        agree.append(float(np.mean(own.codes == ref.codes)))
+        audio["same_codes"].append(decoder_only.decode(ref.codes))
     ref = np.concatenate(audio["reference"])
     warm = min(25, frames // 2)  # leave out the first 2 s of timings: sessions warming up
     return Int8Quality(
