@@ -16,7 +16,7 @@ import soundfile as sf
 
 from app.audio.engine import FADE_SAMPLES, Engine, EngineConfig, EngineError
 from app.audio.metrics import EngineEvent, FrameMetrics
-from app.audio.streams import FakeIO
+from app.audio.fake_io import FakeIO
 from app.codec import StreamingCodec
 from app.codec.kvwindow import DEFAULT_KV_SLACK
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ

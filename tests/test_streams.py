@@ -18,9 +18,9 @@ from app.audio import devices
 from app.audio.devices import AudioUnavailable, DeviceError, list_devices, resolve_device
 from app.audio.ring import RingBuffer
 from app.config import SAMPLE_RATE_HZ
+from app.audio.fake_io import FakeIO
 from app.audio.streams import (
     INPUT_LOST_MESSAGE,
-    FakeIO,
     IOCounters,
     run_input_callback,
     run_output_callback,
