@@ -27,7 +27,8 @@ assert FRAME_RATE_HZ == 12.5 and FRAME_MS == 1000 * FRAME_S
 DEFAULT_KV_WINDOW = 250
 KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, DEFAULT_KV_WINDOW, 500)
 
-# The three files of a model folder, as published.
+# Where the published models are (a Hugging Face hub repository), and the three files of each.
+HUB_REPO = "BMekiker/mimi-onnx-streaming"
 ENCODER_FILE = "encoder_model.onnx"
 DECODER_FILE = "decoder_model.onnx"
 SPEC_FILE = "state_spec.txt"

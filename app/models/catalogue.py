@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import INT8_PARTS, MODEL_FILES, data_dir, write_atomically
+from app.config import HUB_REPO, INT8_PARTS, MODEL_FILES, data_dir, write_atomically
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 if TYPE_CHECKING:
     from app.codec.quantize import Int8Quality
 
-HUB_REPO = "BMekiker/mimi-onnx-streaming"
 
 
 @dataclass(frozen=True)

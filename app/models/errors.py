@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 
+from app.config import HUB_REPO
 from app.errors import AppError, one_line
 
 
@@ -65,7 +66,6 @@ def translate_download_error(exc: BaseException, name: str, what: str, endpoint:
     """The one line for a failure of huggingface_hub or the network while downloading `what`."""
     from huggingface_hub import constants
 
-    from app.models.catalogue import HUB_REPO  # catalogue imports this module
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
