@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.codec.measure import stream
 from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
 from app.errors import AppError, one_line
-from app.codec.measure import stream
 
 # build_app.spec copies tests/fixtures/tiny-8cb here; keep the two names in step.
 BUNDLED_MODEL = Path("models") / "selftest-tiny-8cb"
@@ -106,8 +106,8 @@ def _native_libraries() -> str:
 
 def _qt() -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import PySide6
     import pyqtgraph  # noqa: F401 - the plots need it; importing proves the bundle has it
+    import PySide6
     from PySide6.QtGui import QIcon, QImage
     from PySide6.QtWidgets import QApplication
 

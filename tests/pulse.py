@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.errors import one_line
 from app.config import SAMPLE_RATE_HZ
+from app.errors import one_line
 
 __all__ = [
     "PulseServer",

@@ -18,7 +18,6 @@ import pytest
 import soundfile as sf
 
 from app.config import SAMPLE_RATE_HZ
-
 from conftest import AUDIO_SERVERS, REQUIRE_SERVERS_ENV
 
 pytestmark = pytest.mark.pulse

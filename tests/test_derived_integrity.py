@@ -83,7 +83,7 @@ def stream(codec: StreamingCodec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assert_same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> None:
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert x.dtype == y.dtype and np.array_equal(x, y)
 
 

@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from app.audio.engine import FADE_SAMPLES, Engine, EngineConfig, EngineError
-from app.audio.metrics import EngineEvent, FrameMetrics
 from app.audio.fake_io import FakeIO
+from app.audio.metrics import EngineEvent, FrameMetrics
 from app.codec import StreamingCodec
 from app.codec.kvwindow import DEFAULT_KV_SLACK
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
@@ -516,7 +516,7 @@ def test_process_age_counts_from_process_start() -> None:
     before = process_age_s()
     time.sleep(0.2)
     after = process_age_s()
-    assert 0 < before and 0.15 < after - before < 0.5
+    assert before > 0 and 0.15 < after - before < 0.5
     script = "from app.audio.metrics import process_age_s; print(process_age_s())"
     started = time.monotonic()
     fresh = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)

@@ -140,21 +140,19 @@ def test_pcm16_clips_instead_of_wrapping(tmp_path):
 
 def test_writer_leaves_nothing_on_error(tmp_path):
     out = tmp_path / "out.wav"
-    with pytest.raises(ZeroDivisionError):
-        with AtomicWavWriter(out) as writer:
-            writer.write(np.zeros(FRAME_SIZE, np.float32))
-            assert writer.part_path.exists() and not out.exists()
-            raise ZeroDivisionError  # any failure halfway through
+    with pytest.raises(ZeroDivisionError), AtomicWavWriter(out) as writer:
+        writer.write(np.zeros(FRAME_SIZE, np.float32))
+        assert writer.part_path.exists() and not out.exists()
+        raise ZeroDivisionError  # any failure halfway through
     assert list(tmp_path.iterdir()) == []
 
 
 def test_writer_keeps_old_output_on_error(tmp_path):
     out = tmp_path / "out.wav"
     write_wav_atomic(out, np.full(100, 0.25, np.float32))
-    with pytest.raises(KeyboardInterrupt):
-        with AtomicWavWriter(out) as writer:
-            writer.write(np.zeros(FRAME_SIZE, np.float32))
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), AtomicWavWriter(out) as writer:
+        writer.write(np.zeros(FRAME_SIZE, np.float32))
+        raise KeyboardInterrupt
     assert sf.info(out).frames == 100
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from app.config import SAMPLE_RATE_HZ
-
 from conftest import model_dir
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]

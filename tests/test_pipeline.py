@@ -28,7 +28,7 @@ def test_pipelined_equals_taking_turns(frames_per_chunk: int, rng: np.random.Gen
     expected = [(c, turns.decode(c)) for c in (turns.encode(x) for x in chunks_of(pcm, frames_per_chunk))]
     got = list(pipelined(pipe, chunks_of(pcm, frames_per_chunk)))
     assert len(got) == len(expected)
-    for (codes, audio, enc_ms, dec_ms), (want_codes, want_audio) in zip(got, expected):
+    for (codes, audio, enc_ms, dec_ms), (want_codes, want_audio) in zip(got, expected, strict=False):
         np.testing.assert_array_equal(codes, want_codes)
         np.testing.assert_array_equal(audio, want_audio)
         assert enc_ms > 0 and dec_ms > 0

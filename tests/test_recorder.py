@@ -56,7 +56,7 @@ def test_every_chunk_written_is_in_both_files_exactly(tmp_path) -> None:
     # Faster than real time, so the queue holds them all: nothing may be dropped here.
     rec = SessionRecorder(tmp_path / "new" / "folder", queue_chunks=256)  # the folder is created
     dry, wet = chunks(200), chunks(200, seed=1)
-    for d, w in zip(dry, wet):
+    for d, w in zip(dry, wet, strict=False):
         rec.write(d, w)
     rec.close()
     assert rec.error is None and rec.dropped_chunks == 0 and rec.written_chunks == 200

@@ -14,17 +14,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio import devices
 from app.audio.devices import AudioUnavailable, DeviceError, list_devices, resolve_device
-from app.audio.ring import RingBuffer
-from app.config import SAMPLE_RATE_HZ
 from app.audio.fake_io import FakeIO
+from app.audio.ring import RingBuffer
 from app.audio.streams import (
     INPUT_LOST_MESSAGE,
     IOCounters,
     run_input_callback,
     run_output_callback,
 )
+from app.config import SAMPLE_RATE_HZ
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = SAMPLE_RATE_HZ

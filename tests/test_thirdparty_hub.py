@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from app.config import SAMPLE_RATE_HZ
+from app.models.errors import CorruptModel, NotDownloaded
 from conftest import model_dir
 from thirdparty_hub import REPO_ID, FaultProxy, HubUnavailable, OlahHub, olah_missing
-
-from app.models.errors import CorruptModel, NotDownloaded
-from app.config import SAMPLE_RATE_HZ
 
 try:  # the GUI helpers (and their autouse fixtures) of tests/test_gui.py; they need pytest-qt
     import test_gui

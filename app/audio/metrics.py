@@ -136,7 +136,7 @@ class SessionStats:
             return {}
         stages = list(self.last.budget_ms) if self.last else []
         medians = np.median(np.asarray(self.budget_ms, dtype=np.float64), axis=0)
-        return {stage: round(float(value), 1) for stage, value in zip(stages, medians)}
+        return {stage: round(float(value), 1) for stage, value in zip(stages, medians, strict=False)}
 
     def summary(self) -> dict:
         last = self.last

@@ -233,7 +233,7 @@ class SessionRecorder:
     def _write_pair(self, dry: bytes, wet: bytes) -> None:
         current = self._files[0]
         try:
-            for current, pcm in zip(self._files, (dry, wet)):
+            for current, pcm in zip(self._files, (dry, wet), strict=False):
                 current.append(pcm)
             self.written_chunks += 1
         except Exception as exc:  # noqa: BLE001 - a recording failure must never reach the stream

@@ -20,13 +20,13 @@ import psutil
 
 from app.codec.contract import model_files
 from app.codec.measure import Codec, bench_input, stream
-from app.codec.spec import parse_state_spec
 from app.codec.pipeline import pipelined, threads_per_direction
 from app.codec.quantize import make_int8
+from app.codec.spec import parse_state_spec
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.units import percentiles
 from app.config import DEFAULT_KV_WINDOW, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE
+from app.units import percentiles
 
 FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
 # Memory growth is counted from here: 12 s in, the app's KV caches have reached their window.
@@ -58,7 +58,7 @@ class NaiveLoop:
     def _step(session: ort.InferenceSession, first: str, value: np.ndarray, state: dict) -> np.ndarray:
         outputs = session.run(None, {first: value, **state})
         names = [o.name for o in session.get_outputs()]
-        for name, array in zip(names[1:], outputs[1:]):
+        for name, array in zip(names[1:], outputs[1:], strict=False):
             state["past_" + name[len("present_"):]] = array
         return outputs[0]
 

@@ -24,10 +24,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..config import DATA_DIR_ENV, data_dir
-from .derived import derived_dir, file_problem, record_and_prune, save_atomically
 from app.errors import one_line
 
+from ..config import DATA_DIR_ENV, data_dir
+from .derived import derived_dir, file_problem, record_and_prune, save_atomically
 from .errors import DerivedFileError, ModelContractError
 
 __all__ = [

@@ -15,17 +15,18 @@ and hands ``load_contract`` the stored answer instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import onnx
 import onnxruntime as ort
 
-from .codebooks import CodebookEditUnsupported, find_codebook_tables
 from app.config import DECODER_FILE, ENCODER_FILE, SPEC_FILE
 from app.errors import one_line
 
+from .codebooks import CodebookEditUnsupported, find_codebook_tables
 from .errors import ModelContractError
 from .spec import ConvStateSpec, StateSpec, parse_state_spec
 
@@ -103,7 +104,7 @@ class _Checker:
         extra = [n for n in self.names if n not in set(expected)]
         if extra:
             raise self.fail(f"unexpected {self.role} '{extra[0]}' (not in the contract or {SPEC_FILE})")
-        for position, (got, want) in enumerate(zip(self.names, expected)):
+        for position, (got, want) in enumerate(zip(self.names, expected, strict=False)):
             if got != want:
                 raise self.fail(
                     f"{self.role} #{position} is '{got}', expected '{want}' "
@@ -120,7 +121,7 @@ class _Checker:
             raise self.fail(
                 f"{self.role} '{name}' has shape {_shape_text(shape)} (rank {len(shape)}), expected rank {len(dims)}"
             )
-        for axis, (got, want) in enumerate(zip(shape, dims)):
+        for axis, (got, want) in enumerate(zip(shape, dims, strict=False)):
             if want is not None and _static(got) is not None and got != want:
                 expected = [w if w is not None else "?" for w in dims]
                 raise self.fail(

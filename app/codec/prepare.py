@@ -26,14 +26,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from app.errors import one_line
+
 from ..config import DATA_DIR_ENV, SPEC_FILE, data_dir, write_atomically
 from . import codebooks as _codebooks
 from . import graphopt as _graphopt
 from . import quantize as _quantize
 from .contract import DecoderInspection, inspect_decoder, model_files
 from .derived import derived_dir, file_problem, is_intact, record_and_prune, source_key
-from app.errors import one_line
-
 from .errors import InputError, ModelContractError
 from .spec import parse_state_spec
 

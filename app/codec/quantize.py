@@ -29,12 +29,29 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..config import DECODER_FILE, ENCODER_FILE, FRAME_RATE_HZ, FRAME_SIZE, INT8_PARTS, SAMPLE_RATE_HZ, SPEC_FILE, data_dir
-from .contract import model_files
-from .derived import (MADE_FROM_FILE, derived_dir, file_problem, prune_siblings, read_record, save_atomically,
-                      sha256_of, write_record)
 from app.errors import one_line
 
+from ..config import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    FRAME_RATE_HZ,
+    FRAME_SIZE,
+    INT8_PARTS,
+    SAMPLE_RATE_HZ,
+    SPEC_FILE,
+    data_dir,
+)
+from .contract import model_files
+from .derived import (
+    MADE_FROM_FILE,
+    derived_dir,
+    file_problem,
+    prune_siblings,
+    read_record,
+    save_atomically,
+    sha256_of,
+    write_record,
+)
 from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
 from .measure import bench_input, roundtrip

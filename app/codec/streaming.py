@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from app.errors import one_line
+
 from ..config import DEFAULT_KV_WINDOW, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, inspect_decoder, load_contract, model_files
-from app.errors import one_line
-
 from .errors import InputError, ModelContractError
 from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
@@ -73,7 +73,7 @@ class _StreamState:
         limit = window.limit
         if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
             kv = window.trim([self.values[name] for name in self.kv_names])
-            self.values.update(zip(self.kv_names, kv))
+            self.values.update(zip(self.kv_names, kv, strict=False))
 
     def conv_feeds(self) -> dict[str, np.ndarray]:
         kv = set(self.kv_names)

@@ -65,7 +65,6 @@ def translate_download_error(exc: BaseException, name: str, what: str, endpoint:
                              cache_dir) -> DownloadError:
     """The one line for a failure of huggingface_hub or the network while downloading `what`."""
     from huggingface_hub import constants
-
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,

@@ -148,7 +148,7 @@ def check_pair(folder: Path, encoder: StreamingEncoder, decoder: StreamingDecode
 
 
 def _run(session: ort.InferenceSession, values: list[np.ndarray]) -> list[np.ndarray]:
-    feeds = {meta.name: value for meta, value in zip(session.get_inputs(), values)}
+    feeds = {meta.name: value for meta, value in zip(session.get_inputs(), values, strict=False)}
     return session.run(None, feeds)
 
 
