@@ -1,7 +1,7 @@
 """Constants shared by every area of the app (any thread; import-only, no side effects).
 
 The audio numbers are fixed by the Mimi model and the published streaming ONNX contract
-(see shared/MIMI_CONTRACT.md): 24 kHz mono float32, one code frame per 1920 samples.
+(checked at load by app/codec/contract.py): 24 kHz mono float32, one code frame per 1920 samples.
 """
 
 import os
@@ -17,9 +17,26 @@ APP_AUTHOR = "mimi-live"
 SAMPLE_RATE_HZ = 24_000
 FRAME_SIZE = 1920  # samples per code frame (80 ms)
 FRAME_RATE_HZ = SAMPLE_RATE_HZ / FRAME_SIZE  # 12.5 code frames per second
-FRAME_MS = 1000 * FRAME_SIZE // SAMPLE_RATE_HZ  # 80
+FRAME_MS = 1000 * FRAME_SIZE // SAMPLE_RATE_HZ  # 80: one frame's audio, so the compute budget per frame
+FRAME_S = FRAME_SIZE / SAMPLE_RATE_HZ  # 0.08
 
-assert FRAME_RATE_HZ == 12.5
+assert FRAME_RATE_HZ == 12.5 and FRAME_MS == 1000 * FRAME_S
+
+# The transformers' KV caches are kept to this many tokens: Mimi's trained attention context,
+# 10 s at its transformers' 25 Hz. None in the choices: let the cache grow (as published).
+DEFAULT_KV_WINDOW = 250
+KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, DEFAULT_KV_WINDOW, 500)
+
+# Where the published models are (a Hugging Face hub repository), and the three files of each.
+HUB_REPO = "BMekiker/mimi-onnx-streaming"
+ENCODER_FILE = "encoder_model.onnx"
+DECODER_FILE = "decoder_model.onnx"
+SPEC_FILE = "state_spec.txt"
+MODEL_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE)
+
+# What a local int8 copy may quantize (app.codec.quantize), the first the default. Here rather
+# than there so the catalogue and the CLI's parser need not import onnx for them.
+INT8_PARTS = ("encoder+decoder", "decoder")
 
 # PortAudio's suggested latency. Through PulseAudio on a 2-core VM (20-25 s runs, full-size and
 # tiny models): 10 ms gave 20-78 device xruns in every run (each one heard as a click), 20 ms

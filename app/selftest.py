@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.codec.measure import stream
 from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
+from app.errors import AppError, one_line
 
 # build_app.spec copies tests/fixtures/tiny-8cb here; keep the two names in step.
 BUNDLED_MODEL = Path("models") / "selftest-tiny-8cb"
@@ -30,7 +32,7 @@ CHUNK_FRAMES = 1  # 80 ms per call, the live engine's default
 PREPARE_TIMEOUT_S = 60.0
 
 
-class SelfTestError(Exception):
+class SelfTestError(AppError):
     """One check failed; the message says which and why."""
 
 
@@ -66,13 +68,10 @@ def _codec_roundtrip(model: Path) -> dict:
     t = np.arange(samples) / SAMPLE_RATE_HZ
     tone = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
     chunk = CHUNK_FRAMES * FRAME_SIZE
-    codes, audio = [], []
     start = time.perf_counter()
-    for offset in range(0, samples, chunk):
-        frame_codes = codec.encode(tone[offset : offset + chunk])
-        codes.append(frame_codes)
-        audio.append(codec.decode(frame_codes))
+    steps = list(stream(codec, tone, chunk))
     elapsed_s = time.perf_counter() - start
+    codes, audio = [step.codes for step in steps], [step.audio for step in steps]
     codes_all, out = np.concatenate(codes, axis=1), np.concatenate(audio)
     if out.shape != (samples,):
         raise SelfTestError(f"decoded {out.shape[0]} samples from {samples}")
@@ -107,8 +106,8 @@ def _native_libraries() -> str:
 
 def _qt() -> str:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    import PySide6
     import pyqtgraph  # noqa: F401 - the plots need it; importing proves the bundle has it
+    import PySide6
     from PySide6.QtGui import QIcon, QImage
     from PySide6.QtWidgets import QApplication
 
@@ -148,7 +147,7 @@ def run() -> str:
         except SelfTestError as exc:
             raise SelfTestError(f"{name}: {exc}") from exc
         except Exception as exc:  # an import or native library failure: the bundle misses something
-            raise SelfTestError(f"{name}: {type(exc).__name__}: {' '.join(str(exc).split())}") from exc
+            raise SelfTestError(f"{name}: {type(exc).__name__}: {one_line(exc)}") from exc
     codec = results["codec"]
     import onnxruntime
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-RATE = 24_000
+from app.config import SAMPLE_RATE_HZ
+
+RATE = SAMPLE_RATE_HZ
 CHIRP_S = 0.05
 
 

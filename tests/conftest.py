@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+
 # GUI tests are headless wherever they run (before any Qt import); set it yourself to watch them.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -83,9 +85,9 @@ def model_dir(name: str) -> Path:
 
 
 def chirp_noise(rng: np.random.Generator, frames: int) -> np.ndarray:
-    """A chirp plus noise, `frames` x 1920 samples: varied enough to move every code."""
-    n = frames * 1920
-    t = np.arange(n) / 24_000
+    """A chirp plus noise, `frames` code frames: varied enough to move every code."""
+    n = frames * FRAME_SIZE
+    t = np.arange(n) / SAMPLE_RATE_HZ
     chirp = 0.3 * np.sin(2 * np.pi * (100 * t + 2000 * t**2))
     return (chirp + 0.05 * rng.standard_normal(n)).astype(np.float32)
 

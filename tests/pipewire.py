@@ -34,6 +34,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from app.errors import one_line
 from pulse import PulseServer, PulseUnavailable, start_server
 
 __all__ = ["PipeWireServer", "PipeWireUnavailable", "start_pipewire_server"]
@@ -99,7 +100,7 @@ class PipeWireServer(PulseServer):
             text = (self.runtime_dir / f"{name}.log").read_text(errors="replace")
         except OSError:
             return ""
-        return " ".join(text.split())[-300:]
+        return one_line(text)[-300:]
 
     def _wait_for(self, what: str, ready, proc: subprocess.Popen[bytes], name: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

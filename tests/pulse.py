@@ -31,6 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from app.config import SAMPLE_RATE_HZ
+from app.errors import one_line
+
 __all__ = [
     "PulseServer",
     "PulseUnavailable",
@@ -39,7 +42,7 @@ __all__ = [
     "start_pulse_server",
 ]
 
-RECORD_RATE_HZ = 24_000
+RECORD_RATE_HZ = SAMPLE_RATE_HZ
 TOOLS = ("pulseaudio", "pactl", "paplay", "parec", "pacat")
 KEEPALIVE_LATENCY_MS = 30
 START_TIMEOUT_S = 10.0
@@ -137,7 +140,7 @@ class PulseServer:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PulseUnavailable(f"pulseaudio did not start ({exc})") from exc
         if result.returncode != 0:
-            detail = " ".join((result.stderr or result.stdout).split())[-300:]
+            detail = one_line(result.stderr or result.stdout)[-300:]
             raise PulseUnavailable(f"pulseaudio exited with {result.returncode}: {detail}")
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -152,13 +155,13 @@ class PulseServer:
         sinks = self.pactl("list", "short", "sinks").stdout
         for name in ("mic", "speaker"):
             if not re.search(rf"\b{name}\b", sinks):
-                raise PulseUnavailable(f"null sink {name!r} missing: {' '.join(sinks.split())}")
+                raise PulseUnavailable(f"null sink {name!r} missing: {one_line(sinks)}")
         self._keep_sinks_awake()
 
     def _keep_sinks_awake(self) -> None:
         for sink in ("mic", "speaker"):
             self._helpers.append(subprocess.Popen(
-                ["pacat", "--playback", "--raw", "--format=float32le", "--rate=24000",
+                ["pacat", "--playback", "--raw", "--format=float32le", f"--rate={SAMPLE_RATE_HZ}",
                  "--channels=1", f"--latency-msec={KEEPALIVE_LATENCY_MS}", f"--device={sink}",
                  "/dev/zero"],
                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

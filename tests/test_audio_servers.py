@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from app.config import SAMPLE_RATE_HZ
 from conftest import AUDIO_SERVERS, REQUIRE_SERVERS_ENV
 
 pytestmark = pytest.mark.pulse
 
-RATE = 24_000
+RATE = SAMPLE_RATE_HZ
 
 
 def start(kind: str):

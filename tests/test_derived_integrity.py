@@ -24,7 +24,8 @@ from app.codec.derived import MADE_FROM_FILE, is_intact, read_record
 from app.codec.errors import DerivedFileError, ModelError
 from app.codec.prepare import prepare_model, prepared_on_disk
 from app.codec.quantize import QUALITY_FILE, int8_models, make_int8
-from app.codec.streaming import FRAME_SIZE, StreamingCodec
+from app.codec.streaming import StreamingCodec
+from app.config import FRAME_SIZE
 from conftest import chirp_noise, model_dir
 
 FRAMES = 30  # int8 quality measured on 2.4 s: enough for the tiny models
@@ -82,7 +83,7 @@ def stream(codec: StreamingCodec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def assert_same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> None:
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert x.dtype == y.dtype and np.array_equal(x, y)
 
 

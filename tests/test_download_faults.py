@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import model_dir
-from fakehub import COMMIT, FakeHub
 
+from app.config import MODEL_FILES
 from app.models import resolve_model
-from app.models.catalogue import MODEL_FILES
 from app.models.download import DEFAULT_HUB_TIMEOUT_S, HUB_TIMEOUT_ENV, HUB_TRIES, download_variant, hub_timeout_s
 from app.models.errors import DownloadError, HubUnresponsive, NotDownloaded
+from conftest import model_dir
+from fakehub import COMMIT, FakeHub
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANT = "streaming-8cb-fp16"

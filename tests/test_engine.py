@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 
 from app.audio.engine import FADE_SAMPLES, Engine, EngineConfig, EngineError
+from app.audio.fake_io import FakeIO
 from app.audio.metrics import EngineEvent, FrameMetrics
-from app.audio.streams import FakeIO
 from app.codec import StreamingCodec
 from app.codec.kvwindow import DEFAULT_KV_SLACK
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
@@ -324,10 +324,10 @@ def test_switching_codebooks_while_running_keeps_the_stream_state() -> None:
     engine, ios = make_engine()
     engine.start(EngineConfig(model=model_dir("tiny-16cb"), kv_window=None), threaded=False)
     signal = noise(1.5)
-    drive(engine, ios[0], signal[: 12 * 1920], ticks=48)
+    drive(engine, ios[0], signal[: 12 * FRAME_SIZE], ticks=48)
     codec = engine.codec
     engine.request_codebooks(4).join(timeout=30)
-    drive(engine, ios[0], signal[12 * 1920 :], ticks=len(signal[12 * 1920 :]) // BLOCK)
+    drive(engine, ios[0], signal[12 * FRAME_SIZE :], ticks=len(signal[12 * FRAME_SIZE :]) // BLOCK)
     metrics = [m for m in engine.queue.drain() if isinstance(m, FrameMetrics)]
     assert metrics[0].codebooks == 16 and metrics[-1].codebooks == 4
     assert engine.codec is codec  # same codec, same state: no reload, no reset
@@ -335,7 +335,7 @@ def test_switching_codebooks_while_running_keeps_the_stream_state() -> None:
     switched_at = next(m.chunk for m in metrics if m.codebooks == 4)
     reference = StreamingCodec(model_dir("tiny-16cb"), kv_window=None)
     for i in range(switched_at + 1):
-        expected_codes = reference.encode(signal[i * 1920 : (i + 1) * 1920])
+        expected_codes = reference.encode(signal[i * FRAME_SIZE : (i + 1) * FRAME_SIZE])
         if i < switched_at:
             reference.decode(expected_codes)
     np.testing.assert_array_equal(metrics[switched_at].codes, expected_codes[:4])
@@ -535,7 +535,7 @@ def test_process_age_counts_from_process_start() -> None:
     before = process_age_s()
     time.sleep(0.2)
     after = process_age_s()
-    assert 0 < before and 0.15 < after - before < 0.5
+    assert before > 0 and 0.15 < after - before < 0.5
     script = "from app.audio.metrics import process_age_s; print(process_age_s())"
     started = time.monotonic()
     fresh = float(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)

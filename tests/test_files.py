@@ -35,7 +35,7 @@ def peak_hz(pcm: np.ndarray, rate_hz: int) -> float:
         ("stereo48k.wav", 48_000, 2, "WAV", "PCM_16"),
         ("u8.wav", 22_050, 1, "WAV", "PCM_U8"),
         ("mono16k.wav", 16_000, 1, "WAV", "PCM_16"),
-        ("float24k.wav", 24_000, 1, "WAV", "FLOAT"),
+        ("float24k.wav", SAMPLE_RATE_HZ, 1, "WAV", "FLOAT"),
         ("stereo44k.flac", 44_100, 2, "FLAC", "PCM_24"),
         ("quad8k.flac", 8_000, 4, "FLAC", "PCM_16"),
     ],
@@ -140,21 +140,19 @@ def test_pcm16_clips_instead_of_wrapping(tmp_path):
 
 def test_writer_leaves_nothing_on_error(tmp_path):
     out = tmp_path / "out.wav"
-    with pytest.raises(ZeroDivisionError):
-        with AtomicWavWriter(out) as writer:
-            writer.write(np.zeros(FRAME_SIZE, np.float32))
-            assert writer.part_path.exists() and not out.exists()
-            raise ZeroDivisionError  # any failure halfway through
+    with pytest.raises(ZeroDivisionError), AtomicWavWriter(out) as writer:
+        writer.write(np.zeros(FRAME_SIZE, np.float32))
+        assert writer.part_path.exists() and not out.exists()
+        raise ZeroDivisionError  # any failure halfway through
     assert list(tmp_path.iterdir()) == []
 
 
 def test_writer_keeps_old_output_on_error(tmp_path):
     out = tmp_path / "out.wav"
     write_wav_atomic(out, np.full(100, 0.25, np.float32))
-    with pytest.raises(KeyboardInterrupt):
-        with AtomicWavWriter(out) as writer:
-            writer.write(np.zeros(FRAME_SIZE, np.float32))
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), AtomicWavWriter(out) as writer:
+        writer.write(np.zeros(FRAME_SIZE, np.float32))
+        raise KeyboardInterrupt
     assert sf.info(out).frames == 100
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
 

@@ -10,11 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
-from app.codec import StreamingCodec
-from app.codec import graphopt
+from app.codec import StreamingCodec, graphopt
 from app.codec.graphopt import optimized_model_path, rewrite_strided_convs
 from app.config import FRAME_SIZE
-from conftest import chirp_noise as signal, model_dir, relative
+from conftest import chirp_noise as signal
+from conftest import model_dir, relative
 
 FILES = ("encoder_model.onnx", "decoder_model.onnx")
 
@@ -60,7 +60,7 @@ def test_rewritten_codec_equals_the_original(
     assert fast._decoder_path != plain._decoder_path  # really the rewritten graphs
     pcm, step = signal(rng, 12), frames_per_call * FRAME_SIZE
     codes = [c.encode(pcm[i : i + step]) for i in range(0, pcm.size, step) for c in (fast, plain)]
-    for mine, theirs in zip(codes[::2], codes[1::2]):
+    for mine, theirs in zip(codes[::2], codes[1::2], strict=False):
         np.testing.assert_array_equal(mine, theirs)
     all_codes = np.concatenate(codes[1::2], axis=1)
     for k in sorted({fast.max_codebooks, 2}):  # the zero-row edit works on the rewritten decoder too

@@ -87,8 +87,9 @@ def test_suite_like_work_leaves_the_real_home_untouched(tmp_path: Path) -> None:
 
     # In-process, as most tests do (the per-test data dir).
     from app.codec import StreamingCodec
+    from app.config import FRAME_SIZE
 
-    StreamingCodec(folder).decode(StreamingCodec(folder).encode(np.zeros(1920, np.float32)))
+    StreamingCodec(folder).decode(StreamingCodec(folder).encode(np.zeros(FRAME_SIZE, np.float32)))
     # Subprocesses with the session's environment, as the live tests' apps run.
     info = json.loads(run_app("info", "--model", str(folder), "--json").stdout)
     assert info

@@ -17,10 +17,10 @@ from onnx import helper, numpy_helper
 
 from app.codec.errors import InputError
 from app.codec.kvwindow import KVWindow, PositionLayout, probe_positions, rotate_half
-from app.codec.streaming import FRAME_SIZE, StreamingCodec
+from app.codec.streaming import StreamingCodec
+from app.config import DEFAULT_KV_WINDOW, FRAME_SIZE
 from conftest import chirp_noise as signal
 from conftest import model_dir, relative
-
 
 # -- rotate_half ---------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def test_rebased_window_equals_absolute_position_sliding_window(slack: int) -> N
 def test_trim_keeps_newest_rotates_only_keys(rng: np.random.Generator) -> None:
     kv = [rng.standard_normal((1, 2, 9, 8)).astype(np.float32) for _ in range(4)]
     out = KVWindow(5, PositionLayout.DYNAMIC, 8).trim(kv)
-    for index, (before, after) in enumerate(zip(kv, out)):
+    for index, (before, after) in enumerate(zip(kv, out, strict=False)):
         assert after.shape == (1, 2, 5, 8) and after.flags.c_contiguous
         if index % 2:
             np.testing.assert_array_equal(after, before[:, :, 4:])
@@ -145,7 +145,7 @@ def test_trim_keeps_newest_rotates_only_keys(rng: np.random.Generator) -> None:
             np.testing.assert_allclose(after, rotate_half(before[:, :, 4:], -4), atol=1e-6)
             assert np.abs(after - before[:, :, 4:]).max() > 1e-2
     frozen = KVWindow(5, PositionLayout.FROZEN, 8).trim(kv)
-    for before, after in zip(kv, frozen):
+    for before, after in zip(kv, frozen, strict=False):
         np.testing.assert_array_equal(after, before[:, :, 4:])
     assert KVWindow(9, PositionLayout.DYNAMIC, 8).trim(kv) is kv  # short enough: untouched
     assert KVWindow(5, PositionLayout.DYNAMIC, 8, slack=4).trim(kv) is kv  # within the slack: untouched
@@ -272,7 +272,7 @@ def test_window_plateaus_and_none_grows(rng: np.random.Generator) -> None:
     assert windowed.kv_length == (0, 0) and windowed.kv_window == 6
 
 
-@pytest.mark.parametrize("window", [250, 48])
+@pytest.mark.parametrize("window", [DEFAULT_KV_WINDOW, 48])
 def test_stream_shorter_than_the_window_is_unchanged(window: int, rng: np.random.Generator) -> None:
     pcm = signal(rng, 24)  # 48 tokens
     outputs = []
@@ -338,7 +338,7 @@ def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
 
 def _assert_cache_is_rebased_reference(codec_kv: list[np.ndarray], reference: list, window: int) -> None:
     """The codec's stored cache = the reference's newest `window` entries, keys rotated back by the dropped count."""
-    for index, (got, full) in enumerate(zip(codec_kv, reference)):
+    for index, (got, full) in enumerate(zip(codec_kv, reference, strict=False)):
         full = full.numpy()
         dropped = full.shape[2] - window
         expected = rotate_half(full[:, :, dropped:], -dropped) if index % 2 == 0 else full[:, :, dropped:]

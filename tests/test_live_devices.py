@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from app.audio.stream_watch import STALL_S
-from app.config import FRAME_RATE_HZ
+from app.config import FRAME_RATE_HZ, SAMPLE_RATE_HZ
 from conftest import model_dir
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
@@ -82,7 +82,7 @@ def test_a_sink_removed_mid_run_moves_the_output_to_the_default(own_pulse_server
 
 
 def _record(server, source: str, seconds: float) -> np.ndarray:
-    proc = subprocess.Popen(["parec", f"--device={source}", "--format=float32le", "--rate=24000", "--channels=1",
+    proc = subprocess.Popen(["parec", f"--device={source}", "--format=float32le", f"--rate={SAMPLE_RATE_HZ}", "--channels=1",
                              "--raw", "--latency-msec=20"], env=server.env, stdout=subprocess.PIPE)
     time.sleep(seconds)
     proc.terminate()

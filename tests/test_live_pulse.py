@@ -26,11 +26,12 @@ import pytest
 import soundfile as sf
 
 from app.codec.kvwindow import DEFAULT_KV_SLACK
+from app.config import SAMPLE_RATE_HZ
 from conftest import model_dir
 
 pytestmark = [pytest.mark.pulse, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
-RATE = 24_000
+RATE = SAMPLE_RATE_HZ
 CHIRP_S = 0.05
 CHIRP_SPACING_S = 1.0
 REPO = Path(__file__).resolve().parents[1]
@@ -96,7 +97,7 @@ def test_bypass_end_to_end_latency_through_the_audio_server(audio_server, tmp_pa
     peaks = find_chirps(recording, template)
     # Each chirp comes back twice: the reference, then the app's copy.
     assert len(peaks) == 2 * len(starts), f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
-    latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2])]
+    latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2], strict=False)]
     measured = float(np.median(latencies_ms))
     print(f"\n[{server_name(audio_server)}] end-to-end latency (bypass, 80 ms chunks): measured {latencies_ms} ms, p50 {measured:.1f} ms; "
           f"engine estimate p50 {summary['latency_ms']['p50']} ms; pre-roll {summary['preroll_ms']:.1f} ms")

@@ -18,14 +18,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import model_dir
-from fakehub import COMMIT, FakeHub
 
 from app.cli import main
 from app.models import resolve_model, verify_cached
 from app.models.catalogue import manifest_path
 from app.models.download import download_variant, list_models
 from app.models.errors import CorruptModel, DownloadCancelled, DownloadError, NotDownloaded, UnknownModel
+from conftest import model_dir
+from fakehub import COMMIT, FakeHub
 
 REPO = Path(__file__).resolve().parent.parent
 V8 = "streaming-8cb"

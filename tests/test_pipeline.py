@@ -12,7 +12,7 @@ from app.cli import main
 from app.codec import StreamingCodec
 from app.codec.errors import InputError
 from app.codec.pipeline import pipelined
-from app.config import FRAME_SIZE
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 from conftest import chirp_noise, model_dir
 
 
@@ -28,7 +28,7 @@ def test_pipelined_equals_taking_turns(frames_per_chunk: int, rng: np.random.Gen
     expected = [(c, turns.decode(c)) for c in (turns.encode(x) for x in chunks_of(pcm, frames_per_chunk))]
     got = list(pipelined(pipe, chunks_of(pcm, frames_per_chunk)))
     assert len(got) == len(expected)
-    for (codes, audio, enc_ms, dec_ms), (want_codes, want_audio) in zip(got, expected):
+    for (codes, audio, enc_ms, dec_ms), (want_codes, want_audio) in zip(got, expected, strict=False):
         np.testing.assert_array_equal(codes, want_codes)
         np.testing.assert_array_equal(audio, want_audio)
         assert enc_ms > 0 and dec_ms > 0
@@ -56,7 +56,7 @@ def test_leaving_early_stops_the_encoder(rng: np.random.Generator) -> None:
 
 def test_roundtrip_pipelined_and_sequential_write_the_same_file(tmp_path, rng: np.random.Generator) -> None:
     wav = tmp_path / "in.wav"
-    sf.write(wav, chirp_noise(rng, 30), 24000, subtype="FLOAT")
+    sf.write(wav, chirp_noise(rng, 30), SAMPLE_RATE_HZ, subtype="FLOAT")
     outs = []
     for flags in ([], ["--sequential"]):
         out = tmp_path / f"out{len(outs)}.wav"

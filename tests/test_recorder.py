@@ -22,10 +22,10 @@ import soundfile as sf
 
 from app.audio import recorder as recorder_module
 from app.audio.recorder import RecordingError, SessionRecorder
-from app.config import SAMPLE_RATE_HZ
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 
 REPO = Path(__file__).resolve().parent.parent
-CHUNK = 1920  # 80 ms at 24 kHz
+CHUNK = FRAME_SIZE  # 80 ms at 24 kHz
 STAMP = "20250101-120000"
 
 
@@ -56,7 +56,7 @@ def test_every_chunk_written_is_in_both_files_exactly(tmp_path) -> None:
     # Faster than real time, so the queue holds them all: nothing may be dropped here.
     rec = SessionRecorder(tmp_path / "new" / "folder", queue_chunks=256)  # the folder is created
     dry, wet = chunks(200), chunks(200, seed=1)
-    for d, w in zip(dry, wet):
+    for d, w in zip(dry, wet, strict=False):
         rec.write(d, w)
     rec.close()
     assert rec.error is None and rec.dropped_chunks == 0 and rec.written_chunks == 200
@@ -123,7 +123,7 @@ def test_recorders_in_several_processes_at_once_never_share_a_file(tmp_path) -> 
         import numpy as np
         for i in range(5):
             r = SessionRecorder(sys.argv[1])
-            r.write(np.full(1920, float(sys.argv[2]) / 10, np.float32), np.zeros(1920, np.float32))
+            r.write(np.full({CHUNK}, float(sys.argv[2]) / 10, np.float32), np.zeros({CHUNK}, np.float32))
             r.close()
             print(r.input_path, flush=True)
     """)
@@ -214,6 +214,7 @@ FULL_DISK_SCRIPT = """
 import json, resource, signal, sys, time
 import numpy as np
 from app.audio.recorder import SessionRecorder
+from app.config import FRAME_SIZE
 
 folder, limit, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
@@ -222,7 +223,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 rng = np.random.default_rng(0)
 slowest, raised = 0.0, None
 for i in range(n):
-    x = rng.uniform(-1, 1, 1920).astype(np.float32)
+    x = rng.uniform(-1, 1, FRAME_SIZE).astype(np.float32)
     t0 = time.perf_counter()
     try:
         rec.write(x, -x)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.codec.errors import ModelError
 from app.codec.spec import ConvStateSpec, StateSpec, format_state_spec, parse_state_spec

@@ -11,7 +11,8 @@ import pytest
 from onnx import numpy_helper
 
 from app.codec.errors import InputError, ModelError
-from app.codec.streaming import FRAME_SIZE, StreamingCodec
+from app.codec.streaming import StreamingCodec
+from app.config import FRAME_SIZE
 from conftest import chirp_noise, model_dir, relative
 
 FRAMES = 24  # 1.92 s: divisible by the 1- and 4-frame chunk sizes below
@@ -164,15 +165,15 @@ def test_encode_keeps_first_k_rows(rng: np.random.Generator) -> None:
 
 
 BAD_AUDIO = {
-    "short": (np.zeros(1919, np.float32), "not a positive multiple of 1920"),
-    "not_a_multiple": (np.zeros(1920 * 2 + 5, np.float32), "length 3845"),
+    "short": (np.zeros(FRAME_SIZE - 1, np.float32), "not a positive multiple of 1920"),
+    "not_a_multiple": (np.zeros(FRAME_SIZE * 2 + 5, np.float32), "length 3845"),
     "empty": (np.zeros(0, np.float32), "length 0"),
-    "two_dim": (np.zeros((1, 1920), np.float32), "must be 1-D"),
-    "stereo": (np.zeros((1920, 2), np.float32), "must be 1-D"),
-    "int16": (np.zeros(1920, np.int16), "float32 or float64"),
-    "float16": (np.zeros(1920, np.float16), "float32 or float64"),
-    "nan": (np.full(1920, np.nan, np.float32), "NaN"),
-    "list": ([0.0] * 1920, "numpy array"),
+    "two_dim": (np.zeros((1, FRAME_SIZE), np.float32), "must be 1-D"),
+    "stereo": (np.zeros((FRAME_SIZE, 2), np.float32), "must be 1-D"),
+    "int16": (np.zeros(FRAME_SIZE, np.int16), "float32 or float64"),
+    "float16": (np.zeros(FRAME_SIZE, np.float16), "float32 or float64"),
+    "nan": (np.full(FRAME_SIZE, np.nan, np.float32), "NaN"),
+    "list": ([0.0] * FRAME_SIZE, "numpy array"),
 }
 
 

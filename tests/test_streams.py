@@ -14,19 +14,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio import devices
 from app.audio.devices import AudioUnavailable, DeviceError, list_devices, resolve_device
+from app.audio.fake_io import FakeIO
 from app.audio.ring import RingBuffer
 from app.audio.streams import (
     INPUT_LOST_MESSAGE,
-    FakeIO,
     IOCounters,
     run_input_callback,
     run_output_callback,
 )
+from app.config import SAMPLE_RATE_HZ
 
 REPO = Path(__file__).resolve().parents[1]
-RATE = 24_000
+RATE = SAMPLE_RATE_HZ
 
 
 def tone(freq_hz: float, seconds: float, rate: int = RATE, amplitude: float = 0.5) -> np.ndarray:
@@ -375,7 +375,7 @@ def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
 def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
 
-    fake_sounddevice.add(24_000)
+    fake_sounddevice.add(RATE)
     io = AudioIO(0, 0)
     assert (io.input_rate, io.output_rate) == (48_000, 48_000)
     assert io.output_ring.capacity >= 4 * 48_000
@@ -384,7 +384,7 @@ def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
 def test_audio_io_reports_unopenable_device(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
 
-    fake_sounddevice.update({24_000, 48_000})
+    fake_sounddevice.update({RATE, 48_000})
     with pytest.raises(DeviceError) as info:
         AudioIO(0, 0)
     message = str(info.value)
@@ -408,7 +408,7 @@ APP_SCRIPT = textwrap.dedent("""
     except DeviceError as exc:
         report["unknown_device_error"] = str(exc)
     device = resolve_device("pulse", "input")
-    io = AudioIO(device, resolve_device("pulse", "output"), preferred_rate=24000)
+    io = AudioIO(device, resolve_device("pulse", "output"), preferred_rate=RATE)
     rate = io.output_rate
     t = np.arange(rate) / rate
     io.output_ring.write_silence(rate // 10)  # 100 ms pre-roll

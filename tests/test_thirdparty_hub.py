@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from app.config import SAMPLE_RATE_HZ
+from app.models.errors import CorruptModel, NotDownloaded
 from conftest import model_dir
 from thirdparty_hub import REPO_ID, FaultProxy, HubUnavailable, OlahHub, olah_missing
-
-from app.models.errors import CorruptModel, NotDownloaded
 
 try:  # the GUI helpers (and their autouse fixtures) of tests/test_gui.py; they need pytest-qt
     import test_gui
@@ -162,8 +163,8 @@ def test_cli_download_fetches_verifies_and_the_model_runs(hub, proxy, cli_env, t
     assert_fixture_bytes(folder)
     assert {p[1].rsplit("/", 1)[1] for p in proxy.file_gets()} == set(FILES)  # all of it through olah
 
-    t = np.arange(12_000) / 24_000  # 0.5 s
-    sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.float32), 24_000)
+    t = np.arange(SAMPLE_RATE_HZ // 2) / SAMPLE_RATE_HZ  # 0.5 s
+    sf.write(tmp_path / "in.wav", (0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.float32), SAMPLE_RATE_HZ)
     r = run_app(cli_env, "roundtrip", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--model", V, "--json")
     assert r.returncode == 0, r.stderr
     decoded, rate = sf.read(tmp_path / "out.wav")

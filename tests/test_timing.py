@@ -18,7 +18,7 @@ import pytest
 
 from app.audio.splice import crossfade_into, resample_to, splice
 from app.audio.timing import TimingController, TimingPolicy
-from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+from app.config import FRAME_S, FRAME_SIZE, SAMPLE_RATE_HZ
 
 RATE = SAMPLE_RATE_HZ
 PER_MS = RATE // 1000
@@ -175,7 +175,7 @@ def test_a_speaker_that_stops_pulling_is_won_back_by_splicing() -> None:
 
 def test_a_one_off_stall_is_not_covered_for_minutes() -> None:
     base = jittery(4)
-    sim = PathSim(lambda t: 0.300 if 30 <= t < 30.001 + 0.08 else base(t))
+    sim = PathSim(lambda t: 0.300 if 30 <= t < 30.001 + FRAME_S else base(t))
     sim.run(50)
     steady = sim.delay_ms(20, 30)
     assert abs(sim.delay_ms(40, 50) - steady) < 10  # a 300 ms stall is not jitter to cover
@@ -184,7 +184,7 @@ def test_a_one_off_stall_is_not_covered_for_minutes() -> None:
 def test_rare_spikes_of_jitter_are_remembered_so_they_do_not_underrun_again() -> None:
     base = jittery(5)
     spikes = {20 + 7 * k for k in range(10)}  # every 7 s a 55 ms chunk (jitter, not a stall)
-    sim = PathSim(lambda t: 0.055 if int(t) in spikes and t % 1 < 0.08 else base(t))
+    sim = PathSim(lambda t: 0.055 if int(t) in spikes and t % 1 < FRAME_S else base(t))
     sim.run(95)
     assert sim.underrun_samples < 0.030 * RATE  # at most the first spike ran dry, briefly
 

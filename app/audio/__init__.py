@@ -1,1 +1,1 @@
-"""Audio I/O without Qt: files now; device streams and rings arrive with the live engine."""
+"""Audio without Qt: devices, streams and rings, files, recording, timing, metrics, and the live engine."""

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Literal
 
 from app.config import APP_ID
+from app.errors import AppError, one_line
 
 __all__ = [
     "AudioUnavailable",
@@ -30,7 +31,7 @@ Kind = Literal["input", "output"]
 LIST_HINT = f"run `{APP_ID} devices` to list them"
 
 
-class DeviceError(Exception):
+class DeviceError(AppError):
     """An audio device cannot be found, opened or kept running; the message is one line."""
 
 
@@ -41,17 +42,13 @@ class AudioUnavailable(DeviceError):
 FRESH_LIST_TIMEOUT_S = 10.0
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def import_sounddevice() -> ModuleType:
     """Import sounddevice, turning a missing PortAudio library into AudioUnavailable."""
     try:
         import sounddevice
     except OSError as exc:  # sounddevice raises OSError("PortAudio library not found")
         raise AudioUnavailable(
-            f"PortAudio is not available ({_one_line(exc)}): install it, "
+            f"PortAudio is not available ({one_line(exc)}): install it, "
             "e.g. `sudo apt install libportaudio2`"
         ) from exc
     return sounddevice
@@ -77,7 +74,7 @@ def list_devices() -> list[DeviceInfo]:
         raw_devices = sd.query_devices()
         hostapis = sd.query_hostapis()
     except sd.PortAudioError as exc:
-        raise DeviceError(f"cannot list audio devices ({_one_line(exc)})") from exc
+        raise DeviceError(f"cannot list audio devices ({one_line(exc)})") from exc
     devices = []
     for position, dev in enumerate(raw_devices):
         api_index = int(dev.get("hostapi", -1))
@@ -98,7 +95,7 @@ def _list_in_child(conn) -> None:  # noqa: ANN001 - a multiprocessing connection
     try:
         conn.send(("ok", list_devices()))
     except Exception as exc:  # noqa: BLE001 - sent back whole, raised in the parent
-        conn.send(("error", _one_line(exc)))
+        conn.send(("error", one_line(exc)))
 
 
 def list_devices_fresh(timeout_s: float = FRESH_LIST_TIMEOUT_S) -> list[DeviceInfo]:

@@ -29,7 +29,7 @@ import numpy as np
 import psutil
 
 from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
-    CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_S, DEFAULT_KV_WINDOW, KV_WINDOW_CHOICES, MONITORS, SOURCES,
+    CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_S, MONITORS, SOURCES,
     WARMUP_CALLS, EngineConfig, EngineError, initial_cover_s, load_codec, real_io, warm_up,
 )
 from app.audio.devices import DeviceError
@@ -43,7 +43,7 @@ from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.config import SAMPLE_RATE_HZ
+from app.config import DEFAULT_KV_WINDOW, KV_WINDOW_CHOICES, SAMPLE_RATE_HZ  # noqa: F401 - the KV names re-exported for app/ui
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,20 @@ slow (a model load, a few codec calls) and never run on the worker.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from app.codec import StreamingCodec, prepare_model
+from app.codec.measure import stream
 from app.codec.tuning import tuned_threads
-from app.config import DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, SAMPLE_RATE_HZ
+from app.config import DEFAULT_DEVICE_LATENCY_MS, DEFAULT_KV_WINDOW, FRAME_MS, SAMPLE_RATE_HZ
+from app.errors import AppError
 
 MONITORS = ("codec", "bypass", "residual")
 SOURCES = ("mic", "file", "tone")
 CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))  # 80 .. 560
-KV_WINDOW_CHOICES = (None, 125, 250, 500)
-DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s
 WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
 # Until the live waits are known, the target covers twice the slowest steady warm-up call (live
 # calls run colder than back-to-back ones) and one 10 ms input block.
@@ -32,7 +31,7 @@ INITIAL_COVER_MIN_S = 0.040
 DEFAULT_DEVICE_LATENCY_S = DEFAULT_DEVICE_LATENCY_MS / 1000
 
 
-class EngineError(Exception):
+class EngineError(AppError):
     """The engine cannot do what was asked (bad setting, already running, ...)."""
 
 
@@ -85,13 +84,8 @@ def load_codec(config: EngineConfig) -> StreamingCodec:
 
 def warm_up(codec: StreamingCodec, chunk_samples: int, calls: int = WARMUP_CALLS) -> list[float]:
     """Runs a few chunks of quiet noise through the codec, resets it, returns each call's time (s)."""
-    rng = np.random.default_rng(0)
-    durations = []
-    for _ in range(calls):
-        pcm = (1e-3 * rng.standard_normal(chunk_samples)).astype(np.float32)
-        started = time.perf_counter()
-        codec.decode(codec.encode(pcm))
-        durations.append(time.perf_counter() - started)
+    quiet = (1e-3 * np.random.default_rng(0).standard_normal(calls * chunk_samples)).astype(np.float32)
+    durations = [step.wall_s for step in stream(codec, quiet, chunk_samples)]
     codec.reset()
     return durations
 

@@ -23,6 +23,7 @@ import soundfile as sf
 import soxr
 
 from app.config import SAMPLE_RATE_HZ
+from app.errors import AppError, one_line
 
 __all__ = [
     "AudioFileError",
@@ -37,12 +38,8 @@ __all__ = [
 PART_SUFFIX = ".part"
 
 
-class AudioFileError(Exception):
+class AudioFileError(AppError):
     """An input audio file cannot be used; the message is one line naming the file."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # Why a write failed, as a user would put it; the OS's own words for anything else.
@@ -55,7 +52,7 @@ _WRITE_REASONS = {
 
 def write_error_reason(exc: OSError) -> str:
     """One short phrase for a failed write: "no space left on device", ..."""
-    return _WRITE_REASONS.get(exc.errno) or _one_line(exc.strerror or exc)
+    return _WRITE_REASONS.get(exc.errno) or one_line(exc.strerror or exc)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
@@ -98,11 +95,11 @@ def read_audio_24k_mono(path: str | os.PathLike[str]) -> np.ndarray:
         # error_string is libsndfile's own reason, without soundfile's "Error opening 'path'" prefix.
         reason = getattr(exc, "error_string", None) or str(exc)
         raise AudioFileError(
-            f"{path}: not an audio file libsndfile can read ({_one_line(reason)})"
+            f"{path}: not an audio file libsndfile can read ({one_line(reason)})"
         ) from exc
     except (sf.SoundFileError, RuntimeError, ValueError) as exc:
         raise AudioFileError(
-            f"{path}: not an audio file libsndfile can read ({_one_line(exc)})"
+            f"{path}: not an audio file libsndfile can read ({one_line(exc)})"
         ) from exc
     except OSError as exc:
         raise AudioFileError(f"{path}: cannot read ({exc.strerror or exc})") from exc
@@ -259,7 +256,7 @@ class AtomicWavWriter:
         except (sf.SoundFileError, RuntimeError, AssertionError) as exc:
             # soundfile asserts on a short write: the reason is the OSError the file kept.
             self._raise_kept()
-            reason = _one_line(exc) or "libsndfile wrote fewer samples than asked"
+            reason = one_line(exc) or "libsndfile wrote fewer samples than asked"
             raise OSError(f"{self.path}: cannot write audio ({reason})") from exc
         self._raise_kept()
         self.samples_written += block.shape[0]

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.config import FRAME_MS, FRAME_S, SAMPLE_RATE_HZ
+from app.units import percentiles
+
 METRICS_QUEUE_SIZE = 512  # ~40 s of 80 ms chunks: more than any consumer needs to catch up
 STATS_WINDOW_CHUNKS = 4096  # the summary's percentiles cover the last ~5 minutes of 80 ms chunks
 
@@ -70,14 +73,14 @@ class FrameMetrics:
     @property
     def rtf(self) -> float:
         """Compute time over audio time for this chunk (below 1 keeps up)."""
-        return self.compute_ms / (self.frames * 80.0)
+        return self.compute_ms / (self.frames * FRAME_MS)
 
 
 @dataclass(frozen=True, slots=True)
 class EngineEvent:
     """Something a person should know: started, stopped (and why), a warning, an error."""
 
-    kind: str  # "started" | "stopped" | "warning" | "error" | "model"
+    kind: str  # "started" | "stopped" | "warning" | "error" | "info" | "model" | "recording"
     message: str
 
 
@@ -108,10 +111,6 @@ def level_db(pcm: np.ndarray) -> float:
     return max(-120.0, 20.0 * math.log10(rms)) if rms > 0 else -120.0
 
 
-def percentile(values, q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
-
-
 @dataclass
 class SessionStats:
     """Running summary of a session for the CLI and the status bar (bounded: a reservoir of recent chunks)."""
@@ -137,19 +136,18 @@ class SessionStats:
             return {}
         stages = list(self.last.budget_ms) if self.last else []
         medians = np.median(np.asarray(self.budget_ms, dtype=np.float64), axis=0)
-        return {stage: round(float(value), 1) for stage, value in zip(stages, medians)}
+        return {stage: round(float(value), 1) for stage, value in zip(stages, medians, strict=False)}
 
     def summary(self) -> dict:
         last = self.last
-        audio_s = self.frames * 0.08
+        audio_s = self.frames * FRAME_S
         compute = list(self.compute_ms)
         return {
             "frames": self.frames,
             "audio_s": round(audio_s, 2),
-            "compute_ms_per_frame": {"p50": round(percentile(compute, 50), 2), "p95": round(percentile(compute, 95), 2)},
-            "rtf": round(float(np.mean(compute)) / 80.0, 3) if compute else None,
-            "latency_ms": {"p50": round(percentile(list(self.latency_ms), 50), 1),
-                           "p95": round(percentile(list(self.latency_ms), 95), 1)},
+            "compute_ms_per_frame": percentiles(compute, digits=2),
+            "rtf": round(float(np.mean(compute)) / FRAME_MS, 3) if compute else None,
+            "latency_ms": percentiles(list(self.latency_ms), digits=1),
             "latency_budget_ms": self.budget_summary(),
             "underruns": last.underruns if last else 0,
             "overruns": last.overruns if last else 0,
@@ -171,7 +169,7 @@ class AudioTap:
     the capacity never sees a sample being overwritten.
     """
 
-    def __init__(self, seconds: float = 4.0, rate: int = 24_000):
+    def __init__(self, seconds: float = 4.0, rate: int = SAMPLE_RATE_HZ):
         self.capacity = int(seconds * rate)
         self._dry = np.zeros(self.capacity, np.float32)
         self._wet = np.zeros(self.capacity, np.float32)

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import SAMPLE_RATE_HZ
+from app.errors import AppError, one_line
 
 QUEUE_CHUNKS = 128  # ~10 s of 80 ms chunks waiting for a slow disk before any is dropped
 CLOSE_TIMEOUT_S = 5.0  # close() gives up on a stuck writer after this long
@@ -37,7 +38,7 @@ _BYTES_PER_FRAME = 2  # mono PCM_16
 _STOP = object()
 
 
-class RecordingError(Exception):
+class RecordingError(AppError):
     """The recording folder or files could not be created (raised by the constructor only)."""
 
 
@@ -125,7 +126,7 @@ def _reason(exc: BaseException) -> str:
         text = _WRITE_REASONS.get(exc.errno) or exc.strerror or str(exc)
     else:
         text = str(exc) or type(exc).__name__
-    text = " ".join(text.split())
+    text = one_line(text)
     return text[:1].lower() + text[1:]
 
 
@@ -232,7 +233,7 @@ class SessionRecorder:
     def _write_pair(self, dry: bytes, wet: bytes) -> None:
         current = self._files[0]
         try:
-            for current, pcm in zip(self._files, (dry, wet)):
+            for current, pcm in zip(self._files, (dry, wet), strict=False):
                 current.append(pcm)
             self.written_chunks += 1
         except Exception as exc:  # noqa: BLE001 - a recording failure must never reach the stream

@@ -16,24 +16,28 @@ Rings hold samples at the DEVICE rate (`input_rate`, `output_rate`), which is th
 (24 kHz) when the device accepts it and the device's default rate otherwise; resampling to and
 from the codec rate is the worker's job, never the callbacks'.
 
-FakeIO has the same public surface with no device and no threads: `tick()` runs the very same
-callback functions, so tests drive the real callback code deterministically.
+FakeIO (app.audio.fake_io) has the same public surface with no device and no threads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
-
 from app.audio.devices import LIST_HINT, DeviceError, import_sounddevice
-from app.audio.ring import RingBuffer
+from app.audio.io_base import (
+    INPUT_LOST_MESSAGE,
+    OUTPUT_LOST_MESSAGE,
+    IOBase,
+    IOCounters,
+    run_input_callback,
+    run_output_callback,
+)
 from app.config import SAMPLE_RATE_HZ
+from app.errors import one_line
 
+# The shared names stay importable from here, where the tests and the engine have taken them.
 __all__ = [
     "AudioIO",
-    "FakeIO",
     "IOCounters",
     "INPUT_LOST_MESSAGE",
     "OUTPUT_LOST_MESSAGE",
@@ -41,148 +45,8 @@ __all__ = [
     "run_output_callback",
 ]
 
-INPUT_LOST_MESSAGE = "input device stopped unexpectedly (unplugged?)"
-OUTPUT_LOST_MESSAGE = "output device stopped unexpectedly (unplugged?)"
 
-
-@dataclass
-class IOCounters:
-    """Callback statistics. NB: written only by the callbacks; read from any thread."""
-
-    input_overruns: int = 0  # input samples dropped because input_ring was full
-    input_xruns: int = 0  # input callbacks that came with a PortAudio status flag
-    output_xruns: int = 0  # output callbacks that came with a PortAudio status flag
-    output_underruns: int = 0  # output callbacks that found fewer samples than needed
-    underrun_samples: int = 0  # zeros played in their place
-    callback_errors: int = 0  # exceptions caught inside a callback
-    input_frames: int = 0  # samples delivered by the input device
-    output_frames: int = 0  # samples requested by the output device
-    output_callbacks: int = 0  # output callbacks so far (with output_xruns: is every one failing?)
-    input_block_frames: int = 0  # size of the latest input block (PortAudio picks it if blocksize=0)
-    output_block_frames: int = 0  # size of the latest output block
-    output_block_max: int = 0  # largest output block so far (the timing covers one)
-
-    def snapshot(self) -> dict[str, int]:
-        """A copy of every counter (allocates: not for callbacks)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-# -- the callbacks' bodies, shared by AudioIO and FakeIO --------------------------------------------
-
-
-def run_input_callback(ring: RingBuffer, counters: IOCounters, indata: np.ndarray,
-                       status: Any) -> None:
-    """Copy channel 0 of indata [frames, channels] into ring; never raises, never allocates."""
-    try:
-        if status:
-            counters.input_xruns += 1
-        frames = indata.shape[0]
-        stored = ring.write(indata[:, 0])
-        if stored < frames:
-            counters.input_overruns += frames - stored
-        counters.input_frames += frames
-        counters.input_block_frames = frames
-    except Exception:  # noqa: BLE001 - an exception would kill the stream
-        counters.callback_errors += 1
-
-
-def run_output_callback(ring: RingBuffer, counters: IOCounters, outdata: np.ndarray,
-                        status: Any) -> None:
-    """Fill outdata [frames, channels] from ring, zeros where it runs dry; never raises."""
-    try:
-        if status:
-            counters.output_xruns += 1
-        frames = outdata.shape[0]
-        got = ring.read(outdata[:, 0])
-        if got < frames:
-            outdata[got:, 0] = 0.0
-            counters.output_underruns += 1
-            counters.underrun_samples += frames - got
-        for channel in range(1, outdata.shape[1]):  # mono device fallback to stereo: duplicate
-            outdata[:, channel] = outdata[:, 0]
-        counters.output_frames += frames
-        counters.output_callbacks += 1
-        counters.output_block_frames = frames
-        if frames > counters.output_block_max:
-            counters.output_block_max = frames
-    except Exception:  # noqa: BLE001
-        counters.callback_errors += 1
-        try:
-            outdata.fill(0.0)
-        except Exception:  # noqa: BLE001
-            pass
-
-
-# -- shared surface ---------------------------------------------------------------------------------
-
-
-class _IOBase:
-    """What AudioIO and FakeIO share: rings, counters, rates, latencies, error, callbacks."""
-
-    input_rate: int | None
-    output_rate: int
-    input_latency_s: float
-    output_latency_s: float
-    input_ring: RingBuffer | None
-    output_ring: RingBuffer
-
-    def __init__(self, use_input: bool, ring_seconds: float) -> None:
-        if ring_seconds <= 0:
-            raise ValueError(f"ring_seconds must be positive, got {ring_seconds}")
-        self.use_input = bool(use_input)
-        self.ring_seconds = float(ring_seconds)
-        self.counters = IOCounters()
-        # NB: set from PortAudio's finished callback; the worker polls it.
-        self.error: str | None = None
-        self._stopping = True  # True whenever a stream stopping is expected
-        self.input_ring = None
-        self.input_rate = None
-        self.input_latency_s = 0.0
-        self.input_channels = 0
-        self.output_channels = 0
-
-    def _make_rings(self) -> None:
-        if self.use_input and self.input_rate:
-            self.input_ring = RingBuffer(max(1, round(self.ring_seconds * self.input_rate)))
-        self.output_ring = RingBuffer(max(1, round(self.ring_seconds * self.output_rate)))
-
-    # PortAudio signatures: (indata, frames, time, status) / (outdata, frames, time, status)
-    def _input_callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        run_input_callback(self.input_ring, self.counters, indata, status)  # type: ignore[arg-type]
-
-    def _output_callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        run_output_callback(self.output_ring, self.counters, outdata, status)
-
-    def _input_finished(self) -> None:
-        if not self._stopping and self.error is None:
-            self.error = INPUT_LOST_MESSAGE
-
-    def _output_finished(self) -> None:
-        if not self._stopping and self.error is None:
-            self.error = OUTPUT_LOST_MESSAGE
-
-    def __enter__(self):  # noqa: ANN204
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()  # type: ignore[attr-defined]
-
-    def describe(self) -> str:
-        """One line for logs: rates, channels and latencies."""
-        parts = []
-        if self.input_rate:
-            parts.append(f"input {self.input_rate} Hz x{self.input_channels}, "
-                         f"{1000 * self.input_latency_s:.1f} ms")
-        parts.append(f"output {self.output_rate} Hz x{self.output_channels}, "
-                     f"{1000 * self.output_latency_s:.1f} ms")
-        return "; ".join(parts)
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-class AudioIO(_IOBase):
+class AudioIO(IOBase):
     """Separate PortAudio input and output streams feeding `input_ring` / drained from `output_ring`.
 
     input_device/output_device are PortAudio indices (see devices.resolve_device) or None for the
@@ -229,7 +93,7 @@ class AudioIO(_IOBase):
         except (sd.PortAudioError, ValueError) as exc:
             which = f"device {device}" if device is not None else f"default {kind} device"
             raise DeviceError(
-                f"no usable {which} for {kind} ({_one_line(exc)}); {LIST_HINT}"
+                f"no usable {which} for {kind} ({one_line(exc)}); {LIST_HINT}"
             ) from exc
 
     def _open(self, kind: str) -> tuple[Any, int, int]:
@@ -266,7 +130,7 @@ class AudioIO(_IOBase):
                 return stream, rate, channels
         tried = " or ".join(f"{rate} Hz" for rate in rates)
         raise DeviceError(
-            f"cannot open {name} at {tried} ({_one_line(last_error)}); "
+            f"cannot open {name} at {tried} ({one_line(last_error)}); "
             f"is it busy or unplugged? pick another ({LIST_HINT})"
         )
 
@@ -292,7 +156,7 @@ class AudioIO(_IOBase):
         except sd.PortAudioError as exc:
             self.stop()
             raise DeviceError(
-                f"cannot start the audio streams ({_one_line(exc)}); "
+                f"cannot start the audio streams ({one_line(exc)}); "
                 f"is the device busy or unplugged? ({LIST_HINT})"
             ) from exc
 
@@ -321,103 +185,11 @@ class AudioIO(_IOBase):
             setattr(self, attr, None)
 
 
-class FakeIO(_IOBase):
-    """AudioIO's public surface without devices or threads, for deterministic tests.
 
-    `tick(frames, input_block)` plays the part of PortAudio: it runs the input callback once with
-    input_block (or silence) and the output callback once for `frames` samples, and returns what
-    was "played" (1-D float32, output_rate samples). Rates and latencies are configurable, e.g.
-    input_rate=48000 to exercise the worker's resampling.
-    """
+def __getattr__(name: str) -> Any:
+    # tests/test_gui.py still imports FakeIO from here; loaded only when asked, so the app never loads it.
+    if name == "FakeIO":
+        from app.audio.fake_io import FakeIO
 
-    def __init__(
-        self,
-        input_device: int | None = None,
-        output_device: int | None = None,
-        use_input: bool = True,
-        preferred_rate: int = SAMPLE_RATE_HZ,
-        blocksize: int = 0,
-        latency: str | float = "low",
-        ring_seconds: float = 4.0,
-        *,
-        input_rate: int | None = None,
-        output_rate: int | None = None,
-        input_latency_s: float = 0.010,
-        output_latency_s: float = 0.020,
-        input_channels: int = 1,
-        output_channels: int = 1,
-    ) -> None:
-        super().__init__(use_input, ring_seconds)
-        self.input_device = input_device
-        self.output_device = output_device
-        self.preferred_rate = int(preferred_rate)
-        self.blocksize = int(blocksize)
-        self.latency = latency
-        if self.use_input:
-            self.input_rate = int(input_rate or preferred_rate)
-            self.input_latency_s = float(input_latency_s)
-            self.input_channels = int(input_channels)
-        self.output_rate = int(output_rate or preferred_rate)
-        self.output_latency_s = float(output_latency_s)
-        self.output_channels = int(output_channels)
-        self._active = False
-        self._closed = False
-        self._make_rings()
-
-    @property
-    def active(self) -> bool:
-        return self._active
-
-    def clock(self) -> float:
-        """The fake devices' own time (s): what the output has played. The engine times itself
-        with it, so compute takes no time here and a test's ticks alone decide what plays."""
-        return self.counters.output_frames / self.output_rate
-
-    def start(self) -> None:
-        if self._closed:
-            raise DeviceError("audio streams are closed; open a new AudioIO")
-        self.error = None
-        self._stopping = False
-        self._active = True
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._active = False
-
-    def close(self) -> None:
-        self.stop()
-        self._closed = True
-
-    def tick(self, frames: int, input_block: np.ndarray | None = None,
-             input_status: int = 0, output_status: int = 0) -> np.ndarray:
-        """One input callback then one output callback; returns the played samples.
-
-        input_block: 1-D [n] or [n, channels] at input_rate; None means silence of the same
-        duration as `frames` at output_rate. Ignored when use_input is False. The status
-        arguments stand in for PortAudio's callback flags (non-zero = xrun reported).
-        """
-        if not self._active:
-            raise RuntimeError("FakeIO.tick() while stopped: call start() first")
-        if self.use_input:
-            if input_block is None:
-                n_in = round(frames * self.input_rate / self.output_rate)  # type: ignore[operator]
-                indata = np.zeros((n_in, self.input_channels), dtype=np.float32)
-            else:
-                block = np.asarray(input_block, dtype=np.float32)
-                if block.ndim == 1:
-                    indata = np.repeat(block[:, None], self.input_channels, axis=1)
-                else:
-                    indata = np.ascontiguousarray(block)
-            self._input_callback(indata, indata.shape[0], None, input_status)
-        # Garbage in outdata, as a real device buffer may hold: the callback must overwrite it.
-        outdata = np.full((int(frames), self.output_channels), np.nan, dtype=np.float32)
-        self._output_callback(outdata, int(frames), None, output_status)
-        return outdata[:, 0].copy()
-
-    def simulate_device_lost(self, kind: str = "input") -> None:
-        """What PortAudio does when a device vanishes: the stream finishes on its own."""
-        self._active = False
-        if kind == "input":
-            self._input_finished()
-        else:
-            self._output_finished()
+        return FakeIO
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,7 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "CodecError": "errors",
-    "ModelError": "errors",
+    "ModelContractError": "errors",
     "InputError": "errors",
     "ConvStateSpec": "spec",
     "StateSpec": "spec",
@@ -28,14 +28,10 @@ _EXPORTS = {
     "CodebookEditUnsupported": "codebooks",
     "decoder_with_zero_rows": "codebooks",
     "StreamingCodec": "streaming",
-    "SAMPLE_RATE_HZ": "streaming",
-    "FRAME_SIZE": "streaming",
     "PositionLayout": "kvwindow",
     "KVWindow": "kvwindow",
     "rotate_half": "kvwindow",
     "probe_positions": "kvwindow",
-    "DEFAULT_KV_WINDOW": "kvwindow",
-    "KV_WINDOW_CHOICES": "kvwindow",
 }
 
 __all__ = list(_EXPORTS)

@@ -19,26 +19,18 @@ import onnxruntime as ort
 import psutil
 
 from app.codec.contract import model_files
-from app.codec.spec import parse_state_spec
+from app.codec.measure import Codec, bench_input, stream
 from app.codec.pipeline import pipelined, threads_per_direction
 from app.codec.quantize import make_int8
+from app.codec.spec import parse_state_spec
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.config import FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
+from app.config import DEFAULT_KV_WINDOW, FRAME_MS, FRAME_RATE_HZ, FRAME_SIZE
+from app.units import percentiles
 
 FRAMES_PER_MINUTE = int(60 * FRAME_RATE_HZ)
 # Memory growth is counted from here: 12 s in, the app's KV caches have reached their window.
 SETTLED_FRAME = 150
-
-
-def bench_input(frames: int, seed: int = 0) -> np.ndarray:
-    """A speech-band chirp with noise and a syllable-rate envelope: moves every code."""
-    n = frames * FRAME_SIZE
-    t = np.arange(n) / SAMPLE_RATE_HZ
-    pitch = 150 + 100 * np.sin(2 * np.pi * 0.3 * t)
-    envelope = (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) ** 2
-    noise = np.random.default_rng(seed).standard_normal(n)
-    return (0.3 * envelope * np.sin(2 * np.pi * np.cumsum(pitch) / SAMPLE_RATE_HZ) + 0.02 * noise).astype(np.float32)
 
 
 class NaiveLoop:
@@ -66,7 +58,7 @@ class NaiveLoop:
     def _step(session: ort.InferenceSession, first: str, value: np.ndarray, state: dict) -> np.ndarray:
         outputs = session.run(None, {first: value, **state})
         names = [o.name for o in session.get_outputs()]
-        for name, array in zip(names[1:], outputs[1:]):
+        for name, array in zip(names[1:], outputs[1:], strict=False):
             state["past_" + name[len("present_"):]] = array
         return outputs[0]
 
@@ -88,10 +80,10 @@ class NaiveLoop:
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
-    return {f"p{q}": round(float(np.percentile(values, q)), 2) for q in (50, 95, 99)}
+    return percentiles(values, (50, 95, 99), digits=2)
 
 
-def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
+def run_side(make: Callable[[], Codec], pcm: np.ndarray) -> dict:
     """Streams `pcm` frame by frame through what `make()` builds; returns its statistics."""
     process = psutil.Process()
     rss_start = process.memory_info().rss
@@ -101,10 +93,8 @@ def run_side(make: Callable[[], object], pcm: np.ndarray) -> dict:
     settled = min(SETTLED_FRAME, frames - 1)
     rss_settled = 0
     cpu_start, wall_start = time.process_time(), time.perf_counter()
-    for i in range(frames):
-        codes = codec.encode(pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE])
-        codec.decode(codes)
-        encode_ms[i], decode_ms[i] = codec.last_encode_ms, codec.last_decode_ms
+    for i, step in enumerate(stream(codec, pcm[: frames * FRAME_SIZE], FRAME_SIZE)):
+        encode_ms[i], decode_ms[i] = step.encode_ms, step.decode_ms
         if i == settled:
             rss_settled = process.memory_info().rss
     cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
@@ -146,7 +136,7 @@ def run_pipelined(make: Callable[[], StreamingCodec], pcm: np.ndarray) -> dict:
 
 
 def run_bench(
-    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = 250, int8: str | None = None,
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW, int8: str | None = None,
     naive: bool = True,
 ) -> dict:
     """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.

@@ -24,9 +24,11 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from app.errors import one_line
+
 from ..config import DATA_DIR_ENV, data_dir
 from .derived import derived_dir, file_problem, record_and_prune, save_atomically
-from .errors import DerivedFileError, ModelError, one_line
+from .errors import DerivedFileError, ModelContractError
 
 __all__ = [
     "CODES_INPUT",
@@ -48,7 +50,7 @@ _EDIT_VERSION = 1
 _SHAPE_OPS = {"Shape", "Size"}
 
 
-class CodebookEditUnsupported(ModelError):
+class CodebookEditUnsupported(ModelContractError):
     """The decoder graph does not have the codebook-table pattern the edit needs."""
 
 
@@ -220,11 +222,11 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     file's path, size or mtime does. A cached copy that no longer matches the
     checksum recorded when it was made is made again (atomically, with a log
     line); DerivedFileError if that fails. Raises CodebookEditUnsupported if the
-    graph lacks the pattern, ModelError if the file cannot be read.
+    graph lacks the pattern, ModelContractError if the file cannot be read.
     """
     decoder_path = Path(decoder_path).resolve()
     if not decoder_path.is_file():
-        raise ModelError(f"{decoder_path}: decoder file not found")
+        raise ModelContractError(f"{decoder_path}: decoder file not found")
     target = derived_dir("decoders", [decoder_path], _EDIT_VERSION, cache_dir) / "decoder_model.onnx"
     damage = file_problem(target) if target.is_file() else None
     if target.is_file() and damage is None:
@@ -235,7 +237,7 @@ def decoder_with_zero_rows(decoder_path: Path, cache_dir: Path | None = None) ->
     try:
         model = onnx.load(str(decoder_path))
     except Exception as exc:  # protobuf and onnx raise many kinds
-        raise ModelError(f"{decoder_path.name}: cannot read ONNX model: {one_line(exc)}") from exc
+        raise ModelContractError(f"{decoder_path.name}: cannot read ONNX model: {one_line(exc)}") from exc
     tables = find_codebook_tables(model, _codebook_count(model, decoder_path), decoder_path.name)
     add_zero_rows(model, tables)
 

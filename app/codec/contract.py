@@ -3,7 +3,7 @@
 ``load_contract`` compares the real inputs and outputs of the two
 onnxruntime sessions with state_spec.txt: names, order, dtypes, ranks and
 every static dimension it can check. Transformer KV sizes are read from the
-graphs, never assumed. Anything off raises ModelError naming the file, the
+graphs, never assumed. Anything off raises ModelContractError naming the file, the
 tensor and what was expected.
 
 Runs on whichever thread loads the codec. ``inspect_decoder`` parses the whole
@@ -15,21 +15,22 @@ and hands ``load_contract`` the stored answer instead.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import onnx
 import onnxruntime as ort
 
+from app.config import DECODER_FILE, ENCODER_FILE, SPEC_FILE
+from app.errors import one_line
+
 from .codebooks import CodebookEditUnsupported, find_codebook_tables
-from .errors import ModelError, one_line
+from .errors import ModelContractError
 from .spec import ConvStateSpec, StateSpec, parse_state_spec
 
 __all__ = [
-    "ENCODER_FILE",
-    "DECODER_FILE",
-    "SPEC_FILE",
     "ModelContract",
     "DecoderInspection",
     "inspect_decoder",
@@ -37,9 +38,6 @@ __all__ = [
     "load_contract",
 ]
 
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
-SPEC_FILE = "state_spec.txt"
 
 _FLOAT = "tensor(float)"
 _INT64 = "tensor(int64)"
@@ -68,14 +66,14 @@ class ModelContract:
 
 
 def model_files(folder: Path) -> tuple[Path, Path, Path]:
-    """Return (encoder, decoder, state spec) paths, or raise ModelError if any is missing."""
+    """Return (encoder, decoder, state spec) paths, or raise ModelContractError if any is missing."""
     folder = Path(folder)
     names = (ENCODER_FILE, DECODER_FILE, SPEC_FILE)
     if not folder.is_dir():
-        raise ModelError(f"{folder}: model folder not found (expected a folder holding {', '.join(names)})")
+        raise ModelContractError(f"{folder}: model folder not found (expected a folder holding {', '.join(names)})")
     for name in names:
         if not (folder / name).is_file():
-            raise ModelError(f"{folder}: not a Mimi model folder: missing {name} (expected {', '.join(names)})")
+            raise ModelContractError(f"{folder}: not a Mimi model folder: missing {name} (expected {', '.join(names)})")
     encoder, decoder, spec = (folder / name for name in names)
     return encoder, decoder, spec
 
@@ -96,8 +94,8 @@ class _Checker:
         self.by_name = {a.name: a for a in args}
         self.names = tuple(a.name for a in args)
 
-    def fail(self, message: str) -> ModelError:
-        return ModelError(f"{self.file}: {message}")
+    def fail(self, message: str) -> ModelContractError:
+        return ModelContractError(f"{self.file}: {message}")
 
     def check_names(self, expected: Sequence[str], why: dict[str, str]) -> None:
         missing = [n for n in expected if n not in self.by_name]
@@ -106,7 +104,7 @@ class _Checker:
         extra = [n for n in self.names if n not in set(expected)]
         if extra:
             raise self.fail(f"unexpected {self.role} '{extra[0]}' (not in the contract or {SPEC_FILE})")
-        for position, (got, want) in enumerate(zip(self.names, expected)):
+        for position, (got, want) in enumerate(zip(self.names, expected, strict=False)):
             if got != want:
                 raise self.fail(
                     f"{self.role} #{position} is '{got}', expected '{want}' "
@@ -123,7 +121,7 @@ class _Checker:
             raise self.fail(
                 f"{self.role} '{name}' has shape {_shape_text(shape)} (rank {len(shape)}), expected rank {len(dims)}"
             )
-        for axis, (got, want) in enumerate(zip(shape, dims)):
+        for axis, (got, want) in enumerate(zip(shape, dims, strict=False)):
             if want is not None and _static(got) is not None and got != want:
                 expected = [w if w is not None else "?" for w in dims]
                 raise self.fail(
@@ -217,7 +215,7 @@ def inspect_decoder(path: Path, num_codebooks: int) -> DecoderInspection:
         # The weights are not needed here, only dims and types.
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf raises several kinds
-        raise ModelError(f"{path.name}: cannot read ONNX model: {one_line(exc)}") from exc
+        raise ModelContractError(f"{path.name}: cannot read ONNX model: {one_line(exc)}") from exc
     sizes = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
     for tensor in model.graph.initializer:
         if tensor.data_type in sizes:
@@ -253,7 +251,7 @@ def load_contract(
     dec = _check_model(DECODER_FILE, decoder, "audio_codes", "audio_values", spec.decoder, k)
     # Mimi's two transformers share one config; the contract fields hold one size.
     if enc[:3] != dec[:3]:
-        raise ModelError(
+        raise ModelContractError(
             f"{DECODER_FILE}: KV cache is {dec.layers} layers x {dec.heads} heads x {dec.head_dim} dims but "
             f"{ENCODER_FILE} has {enc.layers} x {enc.heads} x {enc.head_dim}; expected the same transformer size"
         )

@@ -269,7 +269,7 @@ def _same_outputs(original: Path, rewritten: Path) -> str | None:
     sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (original, rewritten)]
     feeds = _probe_feeds(sessions[0], np.random.default_rng(0))
     names = [o.name for o in sessions[0].get_outputs()]
-    for name, a, b in zip(names, *(s.run(names, feeds) for s in sessions)):
+    for name, a, b in zip(names, *(s.run(names, feeds) for s in sessions), strict=False):
         if a.shape != b.shape:
             return f"{name} shape {list(b.shape)} instead of {list(a.shape)}"
         if np.issubdtype(a.dtype, np.integer):

@@ -16,26 +16,23 @@ as published) and says so in ``KVWindow.warning``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "DEFAULT_KV_WINDOW",
     "DEFAULT_KV_SLACK",
-    "KV_WINDOW_CHOICES",
     "PositionLayout",
     "rotate_half",
     "probe_positions",
     "KVWindow",
 ]
 
-DEFAULT_KV_WINDOW = 250  # Mimi's trained attention context: 10 s at 25 Hz
 # Tokens a cache may run past its window before it is cut back: one cut (and key rotation, ~2 ms
 # for a full-size direction) every 8 frames instead of every frame.
 DEFAULT_KV_SLACK = 16
-KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, 250, 500)  # None = grow (as published)
 ROPE_THETA = 10000.0
 
 
@@ -134,8 +131,8 @@ def probe_positions(
     base = {first_input_name: first_input_value, **conv_state_feeds}
     present_names = ["present_" + name[len("past_"):] for name in kv_names]
     try:
-        first = dict(zip(present_names, session.run(present_names, {**base, **empty})))
-        second = dict(zip(present_names, session.run(present_names, {**base, **past})))
+        first = dict(zip(present_names, session.run(present_names, {**base, **empty}), strict=False))
+        second = dict(zip(present_names, session.run(present_names, {**base, **past}), strict=False))
     except Exception:  # onnxruntime raises its own types; a graph that fails the probe is not trusted
         return PositionLayout.UNKNOWN
     key0, value0 = present_names[0], present_names[1] if len(present_names) > 1 else None
@@ -143,7 +140,7 @@ def probe_positions(
     steps = new_keys.shape[2] if new_keys.ndim == 4 else 0
     if steps == 0:
         return PositionLayout.UNKNOWN
-    for past_name, present_name in zip(kv_names, present_names):
+    for past_name, present_name in zip(kv_names, present_names, strict=False):
         got = second[present_name]
         if got.ndim != 4 or got.shape[2] != probe_len + first[present_name].shape[2]:
             return PositionLayout.UNKNOWN  # not "past + new"

@@ -26,13 +26,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DATA_DIR_ENV, data_dir, write_atomically
+from app.errors import one_line
+
+from ..config import DATA_DIR_ENV, SPEC_FILE, data_dir, write_atomically
 from . import codebooks as _codebooks
 from . import graphopt as _graphopt
 from . import quantize as _quantize
-from .contract import SPEC_FILE, DecoderInspection, inspect_decoder, model_files
+from .contract import DecoderInspection, inspect_decoder, model_files
 from .derived import derived_dir, file_problem, is_intact, record_and_prune, source_key
-from .errors import InputError, ModelError, one_line
+from .errors import InputError, ModelContractError
 from .spec import parse_state_spec
 
 __all__ = ["DEFAULT_TIMEOUT_S", "PreparedModel", "PrepareError", "prepare_model", "prepared_on_disk"]
@@ -48,7 +50,7 @@ _PROCESS_NAME = "mimi-live-prepare"
 _EXIT_WAIT_S = 5.0  # a child that answered but does not exit is killed after this
 
 
-class PrepareError(ModelError):
+class PrepareError(ModelContractError):
     """The child process preparing a model died, timed out or could not be started."""
 
 
@@ -63,7 +65,7 @@ class PreparedModel:
     decoder_path: Path  # the decoder graph to run with all K codebooks
     num_codebooks: int | None  # K from state_spec.txt (None: the spec did not parse; the load will say why)
     decoder_inspection: DecoderInspection | None = None
-    inspection_error: str | None = None  # the ModelError inspect_decoder raised, raised again at load
+    inspection_error: str | None = None  # the ModelContractError inspect_decoder raised, raised again at load
     zero_row_decoder: Path | None = None  # decoder_path with zero rows, when asked for or already made
 
     @property
@@ -75,9 +77,9 @@ class PreparedModel:
     def inspection(self, decoder_path: Path, num_codebooks: int) -> DecoderInspection:
         """``load_contract``'s ``inspect``: the stored answer, or the stored error raised now."""
         if self.inspection_error is not None:
-            raise ModelError(self.inspection_error)
+            raise ModelContractError(self.inspection_error)
         if self.decoder_inspection is None or num_codebooks != self.num_codebooks:
-            raise ModelError(f"{Path(decoder_path).name}: the model changed since it was prepared "
+            raise ModelContractError(f"{Path(decoder_path).name}: the model changed since it was prepared "
                              f"({SPEC_FILE} now says {num_codebooks} codebooks); load it again")
         return self.decoder_inspection
 
@@ -85,7 +87,7 @@ class PreparedModel:
         """False if any of the folder's files changed (or went) since this was prepared."""
         try:
             return _sources_key(self.folder) == self.key
-        except (OSError, ModelError):
+        except (OSError, ModelContractError):
             return False
 
 
@@ -170,7 +172,7 @@ def _resolve(folder: Path, codebooks: int | None, optimize: bool, make: bool) ->
         encoder_run, decoder_run = encoder.resolve(), decoder.resolve()
     try:
         k: int | None = parse_state_spec(spec_path).num_codebooks
-    except ModelError:
+    except ModelContractError:
         k = None  # load_contract parses the spec again and raises this at its usual place
     prepared = PreparedModel(folder, key, optimize, encoder_run, decoder_run, k)
     if k is None:
@@ -182,7 +184,7 @@ def _resolve(folder: Path, codebooks: int | None, optimize: bool, make: bool) ->
             return None
         try:
             inspection = inspect_decoder(decoder, k)
-        except ModelError as exc:
+        except ModelContractError as exc:
             # Not raised here: an unprepared load reports the session's error first, if any.
             return replace(prepared, inspection_error=str(exc))
         _write_inspection(cache, inspection, [decoder, spec_path])
@@ -223,14 +225,14 @@ def _lower_priority() -> None:
 
 
 def _portable(exc: BaseException) -> BaseException:
-    """`exc` if it survives pickling as the same type and message, else a ModelError saying what it was."""
+    """`exc` if it survives pickling as the same type and message, else a ModelContractError saying what it was."""
     try:
         copy = pickle.loads(pickle.dumps(exc))
         if type(copy) is type(exc) and str(copy) == str(exc):
             return exc
     except Exception:  # noqa: BLE001 - any pickling failure
         pass
-    return ModelError(f"preparing the model failed: {type(exc).__name__}: {one_line(exc)}")
+    return ModelContractError(f"preparing the model failed: {type(exc).__name__}: {one_line(exc)}")
 
 
 def _parent_settings() -> dict[str, Any]:
@@ -315,7 +317,7 @@ def prepare_model(
     `codebooks` below the model's K also makes the zero-row decoder; `optimize` as StreamingCodec's.
     Work that needs a graph runs in a child process (at most `timeout_s`, then PrepareError); its
     errors are raised here as the same types with the same messages. A missing file raises
-    ModelError at once, as StreamingCodec would.
+    ModelContractError at once, as StreamingCodec would.
     """
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or not timeout_s > 0:
         raise InputError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")

@@ -29,19 +29,39 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from ..config import FRAME_SIZE, data_dir
-from .contract import DECODER_FILE, ENCODER_FILE, SPEC_FILE, model_files
-from .derived import (MADE_FROM_FILE, derived_dir, file_problem, prune_siblings, read_record, save_atomically,
-                      sha256_of, write_record)
-from .errors import DerivedFileError, ModelError, one_line
+from app.errors import one_line
+
+from ..config import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    FRAME_RATE_HZ,
+    FRAME_SIZE,
+    INT8_PARTS,
+    SAMPLE_RATE_HZ,
+    SPEC_FILE,
+    data_dir,
+)
+from .contract import model_files
+from .derived import (
+    MADE_FROM_FILE,
+    derived_dir,
+    file_problem,
+    prune_siblings,
+    read_record,
+    save_atomically,
+    sha256_of,
+    write_record,
+)
+from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
+from .measure import bench_input, roundtrip
 
 __all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
            "repair_int8_copy"]
 
 QUALITY_FILE = "quality.json"
 _VERSION = 1
-QUALITY_FRAMES = 250  # 20 s of test signal
+QUALITY_FRAMES = int(20 * FRAME_RATE_HZ)  # 20 s of test signal
 
 
 @dataclass(frozen=True)
@@ -106,7 +126,6 @@ def measure_quality(
     original: Path, int8: Path, parts: str, frames: int = QUALITY_FRAMES, threads: int | None = None
 ) -> Int8Quality:
     """Streams the same input through both pairs, frame by frame, alternating between them."""
-    from .bench import bench_input
     from .streaming import StreamingCodec
 
     pcm = bench_input(frames, seed=1)
@@ -118,14 +137,13 @@ def measure_quality(
     agree, times = [], {"reference": [], "quantized": []}
     for i in range(frames):
         chunk = pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]
-        codes = reference.encode(chunk)
-        audio["reference"].append(reference.decode(codes))
-        times["reference"].append(reference.last_encode_ms + reference.last_decode_ms)
-        own = quantized.encode(chunk)
-        audio["quantized"].append(quantized.decode(own))
-        times["quantized"].append(quantized.last_encode_ms + quantized.last_decode_ms)
-        agree.append(float(np.mean(own == codes)))
-        audio["same_codes"].append(decoder_only.decode(codes))
+        ref, own = roundtrip(reference, chunk), roundtrip(quantized, chunk)
+        audio["reference"].append(ref.audio)
+        times["reference"].append(ref.compute_ms)
+        audio["quantized"].append(own.audio)
+        times["quantized"].append(own.compute_ms)
+        agree.append(float(np.mean(own.codes == ref.codes)))
+        audio["same_codes"].append(decoder_only.decode(ref.codes))
     ref = np.concatenate(audio["reference"])
     warm = min(25, frames // 2)  # leave out the first 2 s of timings: sessions warming up
     return Int8Quality(
@@ -149,7 +167,7 @@ def read_quality(folder: Path) -> Int8Quality | None:
         return None
 
 
-PARTS = ("encoder+decoder", "decoder")
+PARTS = INT8_PARTS  # the old name: app/cli.py imports it
 _KIND = "int8"  # the kind its record names: how a folder is known as an int8 copy
 _COPY_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE, QUALITY_FILE)
 
@@ -198,7 +216,7 @@ def _make(
         if old_quality is not None and same and old_quality.parts == parts:
             quality = old_quality
         else:
-            say(f"measuring quality and speed on {frames * FRAME_SIZE / 24000:.0f} s of test signal…")
+            say(f"measuring quality and speed on {frames * FRAME_SIZE / SAMPLE_RATE_HZ:.0f} s of test signal…")
             quality = measure_quality(Path(folder), partial, parts, frames)
         (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
         # Recorded before the rename: a copy is complete with its checksums, or absent.
@@ -206,12 +224,12 @@ def _make(
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         prune_siblings(target)
-    except ModelError:
+    except ModelContractError:
         raise
     except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
         if damaged is not None:
             raise DerivedFileError.damaged(*damaged, exc) from exc
-        raise ModelError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
+        raise ModelContractError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     if damaged is not None:
@@ -276,11 +294,11 @@ def repair_int8_copy(folder: Path) -> None:
         Path(record.sources[0]).parent if record is not None and record.sources else None)
     try:
         if parts not in PARTS or source is None:
-            raise ModelError("no record of the model it was made from")
+            raise ModelContractError("no record of the model it was made from")
         encoder, decoder, _ = model_files(source)
         if derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", folder.parent) != folder:
-            raise ModelError(f"{source} changed since the copy was made")
-    except ModelError as exc:
+            raise ModelContractError(f"{source} changed since the copy was made")
+    except ModelContractError as exc:
         raise DerivedFileError.damaged(*damaged, exc) from exc
     _make(source, parts, folder, quality.frames if quality is not None else QUALITY_FRAMES, log.info, damaged)
 

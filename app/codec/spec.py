@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelContractError
 
 __all__ = ["KINDS", "ConvStateSpec", "StateSpec", "parse_state_spec", "format_state_spec"]
 
@@ -60,22 +60,22 @@ class StateSpec:
 def _positive_int(text: str, what: str, where: str) -> int:
     # int() alone would also take "1_024" or "١٢"; the format is plain ASCII digits.
     if not _INT_RE.match(text):
-        raise ModelError(f"{where}: {what} '{text}' is not an integer")
+        raise ModelContractError(f"{where}: {what} '{text}' is not an integer")
     value = int(text)
     if value <= 0:
-        raise ModelError(f"{where}: {what} is {value}, expected a positive integer")
+        raise ModelContractError(f"{where}: {what} is {value}, expected a positive integer")
     return value
 
 
 def parse_state_spec(path: Path) -> StateSpec:
-    """Read and validate a state_spec.txt; raise ModelError naming file and line."""
+    """Read and validate a state_spec.txt; raise ModelContractError naming file and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ModelError(f"{path}: state spec file not found (it comes with the model files)") from None
+        raise ModelContractError(f"{path}: state spec file not found (it comes with the model files)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: cannot read state spec: {exc}") from None
+        raise ModelContractError(f"{path}: cannot read state spec: {exc}") from None
 
     num_codebooks: int | None = None
     sections: dict[str, list[ConvStateSpec]] = {}
@@ -91,33 +91,33 @@ def parse_state_spec(path: Path) -> StateSpec:
             if match:
                 value = _positive_int(match.group(1), "num_codebooks", where)
                 if num_codebooks is not None and value != num_codebooks:
-                    raise ModelError(f"{where}: num_codebooks={value} contradicts num_codebooks={num_codebooks}")
+                    raise ModelContractError(f"{where}: num_codebooks={value} contradicts num_codebooks={num_codebooks}")
                 num_codebooks = value
             continue
         match = _SECTION_RE.match(line)
         if match:
             current = match.group(1).strip()
             if current not in SECTIONS:
-                raise ModelError(f"{where}: unknown section [{current}], expected [encoder] or [decoder]")
+                raise ModelContractError(f"{where}: unknown section [{current}], expected [encoder] or [decoder]")
             if current in sections:
-                raise ModelError(f"{where}: section [{current}] appears twice")
+                raise ModelContractError(f"{where}: section [{current}] appears twice")
             sections[current] = []
             header_line[current] = number
             continue
         if current is None:
-            raise ModelError(f"{where}: '{line}' is outside a section, expected [encoder] or [decoder] first")
+            raise ModelContractError(f"{where}: '{line}' is outside a section, expected [encoder] or [decoder] first")
         fields = line.split()
         if len(fields) != 4:
-            raise ModelError(
+            raise ModelContractError(
                 f"{where}: '{line}' has {len(fields)} fields, expected 4: kind name channels temporal"
             )
         kind, name, channels, temporal = fields
         if kind not in KINDS:
-            raise ModelError(f"{where}: unknown kind '{kind}', expected conv or conv_tr")
+            raise ModelContractError(f"{where}: unknown kind '{kind}', expected conv or conv_tr")
         if not _NAME_RE.match(name):
-            raise ModelError(f"{where}: name '{name}' may only use letters, digits, '_' and '.'")
+            raise ModelContractError(f"{where}: name '{name}' may only use letters, digits, '_' and '.'")
         if any(entry.name == name for entry in sections[current]):
-            raise ModelError(f"{where}: duplicate name '{name}' in [{current}]")
+            raise ModelContractError(f"{where}: duplicate name '{name}' in [{current}]")
         sections[current].append(
             ConvStateSpec(
                 kind=kind,
@@ -128,12 +128,12 @@ def parse_state_spec(path: Path) -> StateSpec:
         )
 
     if num_codebooks is None:
-        raise ModelError(f"{path.name}: no '# num_codebooks=K' comment line")
+        raise ModelContractError(f"{path.name}: no '# num_codebooks=K' comment line")
     for section in SECTIONS:
         if section not in sections:
-            raise ModelError(f"{path.name}: no [{section}] section")
+            raise ModelContractError(f"{path.name}: no [{section}] section")
         if not sections[section]:
-            raise ModelError(f"{path.name} line {header_line[section]}: section [{section}] is empty")
+            raise ModelContractError(f"{path.name} line {header_line[section]}: section [{section}] is empty")
     return StateSpec(
         num_codebooks=num_codebooks,
         encoder=tuple(sections["encoder"]),

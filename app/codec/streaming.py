@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..config import FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
+from app.errors import one_line
+
+from ..config import DEFAULT_KV_WINDOW, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, inspect_decoder, load_contract, model_files
-from .errors import InputError, ModelError, one_line
+from .errors import InputError, ModelContractError
 from .graphopt import optimized_model_path
-from .kvwindow import DEFAULT_KV_SLACK, DEFAULT_KV_WINDOW, KVWindow, PositionLayout, probe_positions
+from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
 from .prepare import PreparedModel, prepare_model
 
-__all__ = ["SAMPLE_RATE_HZ", "FRAME_SIZE", "DEFAULT_KV_WINDOW", "StreamingCodec"]
+__all__ = ["StreamingCodec"]
 
 _PROBE_SEED = 20240
 
@@ -71,7 +73,7 @@ class _StreamState:
         limit = window.limit
         if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
             kv = window.trim([self.values[name] for name in self.kv_names])
-            self.values.update(zip(self.kv_names, kv))
+            self.values.update(zip(self.kv_names, kv, strict=False))
 
     def conv_feeds(self) -> dict[str, np.ndarray]:
         kv = set(self.kv_names)
@@ -106,7 +108,7 @@ def _open_session(path: Path, options: ort.SessionOptions, remedy: str) -> ort.I
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelError(f"{path.name}: onnxruntime cannot load it ({one_line(exc)}); {remedy}") from exc
+        raise ModelContractError(f"{path.name}: onnxruntime cannot load it ({one_line(exc)}); {remedy}") from exc
 
 
 def _initial_state(
@@ -226,7 +228,7 @@ class StreamingCodec:
         if prepared.zero_row_decoder is None or not prepared.zero_row_decoder.is_file():
             prepared = prepare_model(prepared.folder, codebooks, optimize=prepared.optimize)
             if prepared.decoder_path != self._decoder_path or prepared.zero_row_decoder is None:
-                raise ModelError(
+                raise ModelContractError(
                     f"{self._decoder_path.name}: the model changed on disk since it was loaded; load it again"
                 )
             self._prepared = prepared

@@ -26,6 +26,7 @@ from ..config import FRAME_SIZE, data_dir, write_atomically
 from .contract import model_files
 from .derived import source_key
 from .errors import InputError
+from .measure import stream
 
 __all__ = [
     "THREADS_ENV", "TUNING_FILE", "thread_candidates", "default_threads", "tuned_threads", "tuning_record",
@@ -62,11 +63,7 @@ def measure_threads(folder: Path, threads: int) -> float:
 
     codec = StreamingCodec(folder, threads=threads)
     pcm = (0.1 * np.random.default_rng(0).standard_normal((WARMUP_FRAMES + TIMED_FRAMES) * FRAME_SIZE)).astype(np.float32)
-    times = []
-    for i in range(WARMUP_FRAMES + TIMED_FRAMES):
-        started = time.perf_counter()
-        codec.decode(codec.encode(pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]))
-        times.append(time.perf_counter() - started)
+    times = [step.wall_s for step in stream(codec, pcm, FRAME_SIZE)]
     return float(np.median(times[WARMUP_FRAMES:])) * 1000
 
 

@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import data_dir, write_atomically
+from app.config import HUB_REPO, INT8_PARTS, MODEL_FILES, data_dir, write_atomically
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 if TYPE_CHECKING:
     from app.codec.quantize import Int8Quality
 
-HUB_REPO = "BMekiker/mimi-onnx-streaming"
-MODEL_FILES = ("encoder_model.onnx", "decoder_model.onnx", "state_spec.txt")
 
 
 @dataclass(frozen=True)
@@ -258,9 +256,6 @@ def resolve_model(text: str | Path, cache_dir: Path | str | None = None) -> Path
 # ---------------------------------------------------------------------------------------------
 # Local int8 copies (made on this machine by app.codec.quantize, each with its measured quality)
 
-INT8_PARTS = ("encoder+decoder", "decoder")  # app.codec.quantize.PARTS, without importing onnx here
-
-
 def local_int8_models() -> list[tuple[Path, Int8Quality]]:
     """Every int8 copy made on this machine whose source model still exists, with its quality record.
 
@@ -277,7 +272,7 @@ def make_int8_copy(folder: Path | str, parts: str = INT8_PARTS[0],
 
     Slow the first time (quantization, then ~20 s of test signal through both models: ~30 s at full
     size, using every core): call it off the GUI thread. `status` gets short progress lines (from
-    the calling thread). Raises a codec ModelError (one line) if the copy cannot be made.
+    the calling thread). Raises a codec ModelContractError (one line) if the copy cannot be made.
     """
     from app.codec.quantize import make_int8
 

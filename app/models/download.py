@@ -35,10 +35,8 @@ from pathlib import Path
 
 from tqdm import tqdm as _base_tqdm
 
-from app.config import write_atomically
+from app.config import HUB_REPO, MODEL_FILES, write_atomically
 from app.models.catalogue import (
-    HUB_REPO,
-    MODEL_FILES,
     VARIANTS,
     Expected,
     file_problem,

@@ -7,24 +7,31 @@ from __future__ import annotations
 
 import errno
 
+from app.config import HUB_REPO
+from app.errors import AppError, one_line
 
-class ModelError(Exception):
+
+class ModelUnavailable(AppError):
     """A model could not be found, downloaded or trusted; str() is one line for the user."""
 
 
-class UnknownModel(ModelError):
+# The old name: app/ui/engine_bridge.py and app/cli.py still catch it by this one.
+ModelError = ModelUnavailable
+
+
+class UnknownModel(ModelUnavailable):
     """Neither an existing folder nor a published variant name."""
 
 
-class NotDownloaded(ModelError):
+class NotDownloaded(ModelUnavailable):
     """A published variant that is not (completely) in the local cache."""
 
 
-class CorruptModel(ModelError):
+class CorruptModel(ModelUnavailable):
     """A cached file does not match the hub's size or sha256: never loaded, offer a re-download."""
 
 
-class DownloadError(ModelError):
+class DownloadError(ModelUnavailable):
     """Network, hub, disk or integrity problem while downloading."""
 
 
@@ -58,8 +65,6 @@ def translate_download_error(exc: BaseException, name: str, what: str, endpoint:
                              cache_dir) -> DownloadError:
     """The one line for a failure of huggingface_hub or the network while downloading `what`."""
     from huggingface_hub import constants
-
-    from app.models.catalogue import HUB_REPO  # catalogue imports this module
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
@@ -108,12 +113,12 @@ def translate_download_error(exc: BaseException, name: str, what: str, endpoint:
         return DownloadError(f"{what} arrived incomplete (the connection dropped); run the download again")
     if isinstance(exc, OSError):
         text = f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc)
-        return DownloadError(f"cannot download {what}: {' '.join(text.split())}")
-    return DownloadError(f"cannot download {what}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+        return DownloadError(f"cannot download {what}: {one_line(text)}")
+    return DownloadError(f"cannot download {what}: {type(exc).__name__}: {one_line(exc)}")
 
 
 def one_line_reason(e: BaseException) -> str:
-    text = " ".join(str(e).split())
+    text = one_line(e)
     if "refused" in text.lower() or isinstance(e, ConnectionRefusedError):
         return "connection refused"
     return text[:120] or type(e).__name__

@@ -20,9 +20,9 @@ from transformers import MimiConfig, MimiModel
 from app.codec.export.fp16 import convert_weights_to_fp16
 from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder, initial_state
 from app.codec.spec import ConvStateSpec, StateSpec, format_state_spec
+from app.config import DECODER_FILE, ENCODER_FILE, FRAME_SIZE, SPEC_FILE
+from app.errors import AppError
 
-FRAME_SIZE = 1920
-ENCODER_FILE, DECODER_FILE, SPEC_FILE = "encoder_model.onnx", "decoder_model.onnx", "state_spec.txt"
 # Kilobyte-size Mimi: same layer structure and state names, few channels, short codebooks.
 TINY_CONFIG = dict(
     hidden_size=32,
@@ -43,7 +43,7 @@ CHECK_CHUNK_FRAMES = (4, 1, 2)  # chunk sizes the check streams through, in fram
 OPSET = 17
 
 
-class ExportError(RuntimeError):
+class ExportError(AppError, RuntimeError):
     """The export could not be made or did not match its reference."""
 
 
@@ -148,7 +148,7 @@ def check_pair(folder: Path, encoder: StreamingEncoder, decoder: StreamingDecode
 
 
 def _run(session: ort.InferenceSession, values: list[np.ndarray]) -> list[np.ndarray]:
-    feeds = {meta.name: value for meta, value in zip(session.get_inputs(), values)}
+    feeds = {meta.name: value for meta, value in zip(session.get_inputs(), values, strict=False)}
     return session.run(None, feeds)
 
 

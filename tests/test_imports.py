@@ -1,0 +1,150 @@
+"""The rooms of app/ and their one-way doors, read from the source (ast: nothing is imported).
+
+Every import counts, also the ones inside functions: a lazy import hides a circle from Python,
+not from the design.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[1] / "app"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(APP.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted(APP.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The app modules `name` imports: `from pkg import sub` names the submodule where there is one."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return {module for module in found if module in MODULES and module != name}
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _area(module: str) -> str:
+    if module == "app.cli" or module.startswith(("app.cli.", "app.cli_")):
+        return "cli"
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or module in ("app.codec", "app.audio", "app.models", "app.ui") else "top"
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def _crossings(source_area: str, forbidden: set[str]) -> list[str]:
+    return sorted(f"{module} -> {target}" for module, targets in GRAPH.items() if _area(module) == source_area
+                  for target in targets if _area(target) in forbidden)
+
+
+def test_the_walk_sees_the_app():
+    assert {"app.config", "app.codec.streaming", "app.audio.engine", "app.models.catalogue"} <= set(MODULES)
+    assert "app.codec.streaming" in GRAPH["app.audio.engine_config"] or "app.codec" in GRAPH["app.audio.engine_config"]
+
+
+# The codec's load path: streaming loads through prepare, which makes int8 copies (quantize),
+# which measure with a StreamingCodec and repair rewritten graphs (graphopt), which repairs int8
+# copies. Left for a later issue (untangling it means moving the int8 repair and quality check
+# out of the load path); listed here so that any other circle still fails.
+KNOWN_CODEC_CIRCLE = ["app.codec.graphopt", "app.codec.prepare", "app.codec.quantize", "app.codec.streaming"]
+
+
+def test_no_module_imports_itself_back_through_others():
+    assert [group for group in _cycles(GRAPH) if group != KNOWN_CODEC_CIRCLE] == []
+
+
+@pytest.mark.xfail(strict=True, reason=f"the codec's load path is one circle: {KNOWN_CODEC_CIRCLE}")
+def test_the_codec_load_path_is_no_circle():
+    assert _cycles(GRAPH) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_codec_knows_nothing_of_audio_models_ui_or_cli():
+    assert _crossings("codec", {"audio", "ui", "models", "cli"}) == []
+
+
+def test_audio_knows_nothing_of_ui_or_cli():
+    assert _crossings("audio", {"ui", "cli"}) == []
+
+
+def test_models_know_nothing_of_audio_ui_or_cli():
+    assert _crossings("models", {"audio", "ui", "cli"}) == []
+
+
+def test_only_the_entry_point_imports_the_cli():
+    importers = sorted(f"{module} -> {target}" for module, targets in GRAPH.items() if _area(module) != "cli"
+                       for target in targets if _area(target) == "cli" and module != "app.__main__")
+    assert importers == []
+
+
+# Found while writing this test; app/ui is being split meanwhile, so they are the lead's to fix
+# when merging (then this marker fails, and goes).
+UI_CODEC_INTERNALS_TODAY = ["app.ui.engine_bridge -> app.codec.errors", "app.ui.main_window -> app.codec.spec"]
+
+
+@pytest.mark.xfail(strict=True, reason=f"app/ui imports codec internals: {UI_CODEC_INTERNALS_TODAY}")
+def test_the_ui_uses_no_codec_internals():
+    # The codec package's own names (app.codec) are its public face; its submodules are not.
+    internals = sorted(f"{module} -> {target}" for module, targets in GRAPH.items() if _area(module) == "ui"
+                       for target in targets if target.startswith("app.codec."))
+    assert internals == []
