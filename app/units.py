@@ -1,16 +1,21 @@
-"""Numbers as the reports and the status line show them (any thread; numpy only, no side effects)."""
+"""Numbers as the reports and the status line show them (any thread; no side effects; numpy is
+imported only when a percentile is asked for, so the CLI's --help stays light)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["format_bps", "percentile", "percentiles"]
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
     """The q-th percentile (0..100) of `values`; NaN for none, so an empty run still reports."""
+    import numpy as np
+
     if not len(values):
         return float("nan")
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))

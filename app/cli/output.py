@@ -1,6 +1,6 @@
 """What the commands print: JSON, indented `key: value` lines, timing percentiles, bitrates (main thread).
 
-numpy is imported only by `percentiles_ms`, so a command that prints no timings never loads it.
+numpy is imported only for percentiles (app.units), so a command that prints no timings never loads it.
 """
 
 from __future__ import annotations
@@ -9,15 +9,11 @@ import json
 from typing import Any
 
 from app.config import APP_ID
+from app.units import format_bps, percentiles
 
 __all__ = ["PROG", "format_bps", "percentiles_ms", "print_json", "print_lines"]
 
 PROG = APP_ID  # the name every usage line and error message starts with
-
-
-def format_bps(bps: float) -> str:
-    """`750 bps`, `1.1 kbps`: three significant digits once it reaches a kilobit."""
-    return f"{bps:.0f} bps" if bps < 1000 else f"{bps / 1000:.3g} kbps"
 
 
 def print_json(obj: Any) -> None:
@@ -37,9 +33,4 @@ def print_lines(summary: dict, indent: str = "") -> None:
 
 def percentiles_ms(values: list[float]) -> dict[str, float]:
     """p50 and p95 rounded to microseconds; NaN for an empty list (nothing was timed)."""
-    import numpy as np
-
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan")}
-    arr = np.asarray(values, dtype=np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 3), "p95": round(float(np.percentile(arr, 95)), 3)}
+    return percentiles(values, digits=3)

@@ -27,9 +27,10 @@ def add_quantize(p: argparse.ArgumentParser) -> None:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from app.codec.quantize import PARTS, make_int8
+    from app.codec.quantize import make_int8
+    from app.config import INT8_PARTS
 
-    parts = PARTS[1] if args.decoder_only else PARTS[0]
+    parts = INT8_PARTS[1] if args.decoder_only else INT8_PARTS[0]
     say = None if args.json else (lambda text: print(text, file=sys.stderr))
     folder, quality = make_int8(args.model, parts=parts, status=say)
     if args.json:

@@ -56,7 +56,7 @@ from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
 from .measure import bench_input, roundtrip
 
-__all__ = ["Int8Quality", "PARTS", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
+__all__ = ["Int8Quality", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
            "repair_int8_copy"]
 
 QUALITY_FILE = "quality.json"
@@ -167,7 +167,6 @@ def read_quality(folder: Path) -> Int8Quality | None:
         return None
 
 
-PARTS = INT8_PARTS  # the old name: app/cli.py imports it
 _KIND = "int8"  # the kind its record names: how a folder is known as an int8 copy
 _COPY_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE, QUALITY_FILE)
 
@@ -239,7 +238,7 @@ def _make(
 
 
 def make_int8(
-    folder: Path, parts: str = PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
+    folder: Path, parts: str = INT8_PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
     status: Callable[[str], None] | None = None,
 ) -> tuple[Path, Int8Quality]:
     """The int8 copy of the model in `folder` and its measured quality, made once and then reused.
@@ -247,8 +246,8 @@ def make_int8(
     `parts` "decoder" keeps the encoder in float: the codes stay exactly the original's. A copy
     whose files no longer match their checksums is made again (never returned as it is).
     """
-    if parts not in PARTS:
-        raise ValueError(f"parts must be one of {PARTS}, got {parts!r}")
+    if parts not in INT8_PARTS:
+        raise ValueError(f"parts must be one of {INT8_PARTS}, got {parts!r}")
     say = status or (lambda text: None)
     encoder, decoder, _ = model_files(Path(folder))
     target = derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
@@ -289,11 +288,11 @@ def repair_int8_copy(folder: Path) -> None:
     if damaged is None:
         return
     record, quality = read_record(folder), read_quality(folder)
-    parts = record.tag if record is not None and record.tag in PARTS else quality.parts if quality else None
+    parts = record.tag if record is not None and record.tag in INT8_PARTS else quality.parts if quality else None
     source = Path(quality.source) if quality is not None else (
         Path(record.sources[0]).parent if record is not None and record.sources else None)
     try:
-        if parts not in PARTS or source is None:
+        if parts not in INT8_PARTS or source is None:
             raise ModelContractError("no record of the model it was made from")
         encoder, decoder, _ = model_files(source)
         if derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", folder.parent) != folder:
