@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import args as cli_args
+import app.cli.args as cli_args
 from app.cli.args import MODEL_HELP
 from app.cli.output import print_json
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli import args as cli_args
+import app.cli.args as cli_args
 from app.cli.output import PROG, print_json, print_lines
 from app.cli.user_errors import UserError
 

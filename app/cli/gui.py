@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import signals
+import app.cli.signals as signals
 from app.cli.args import MODEL_HELP
 
 __all__ = ["add_gui", "cmd_gui"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from app.cli import codec_loader
+import app.cli.codec_loader as codec_loader
 from app.cli.args import MODEL_HELP
 from app.cli.output import format_bps, print_json
 from app.config import FRAME_MS, FRAME_RATE_HZ

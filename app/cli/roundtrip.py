@@ -11,8 +11,9 @@ from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
-from app.cli import args as cli_args
-from app.cli import codec_loader, signals
+import app.cli.args as cli_args
+import app.cli.codec_loader as codec_loader
+import app.cli.signals as signals
 from app.cli.args import MODEL_HELP, ROUNDTRIP_CHUNK_MS_MAX
 from app.cli.output import PROG, format_bps, percentiles_ms, print_json
 from app.cli.user_errors import UserError

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli import args as cli_args
-from app.cli import signals
+import app.cli.args as cli_args
+import app.cli.signals as signals
 from app.cli.args import MODEL_HELP, RUN_CHUNK_MS_MAX
 from app.cli.output import PROG, print_json, print_lines
 from app.config import DEFAULT_DEVICE_LATENCY_MS, FRAME_MS
