@@ -353,6 +353,7 @@ def fake_sounddevice(monkeypatch: pytest.MonkeyPatch):
 
 def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
+    from app.config import SAMPLE_RATE_HZ
 
     io = AudioIO(0, 0)
     assert (io.input_rate, io.output_rate) == (24_000, 24_000)
@@ -374,6 +375,7 @@ def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
 
 def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
+    from app.config import SAMPLE_RATE_HZ
 
     fake_sounddevice.add(RATE)
     io = AudioIO(0, 0)
@@ -383,6 +385,7 @@ def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
 
 def test_audio_io_reports_unopenable_device(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
+    from app.config import SAMPLE_RATE_HZ
 
     fake_sounddevice.update({RATE, 48_000})
     with pytest.raises(DeviceError) as info:
@@ -400,6 +403,7 @@ APP_SCRIPT = textwrap.dedent("""
     import numpy as np
     from app.audio.devices import DeviceError, list_devices, resolve_device
     from app.audio.streams import AudioIO
+    from app.config import SAMPLE_RATE_HZ
 
     out_path, seconds = sys.argv[1], float(sys.argv[2])
     report = {"devices": [d.name for d in list_devices()]}
@@ -408,7 +412,7 @@ APP_SCRIPT = textwrap.dedent("""
     except DeviceError as exc:
         report["unknown_device_error"] = str(exc)
     device = resolve_device("pulse", "input")
-    io = AudioIO(device, resolve_device("pulse", "output"), preferred_rate=RATE)
+    io = AudioIO(device, resolve_device("pulse", "output"), preferred_rate=SAMPLE_RATE_HZ)
     rate = io.output_rate
     t = np.arange(rate) / rate
     io.output_ring.write_silence(rate // 10)  # 100 ms pre-roll
