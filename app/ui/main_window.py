@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW, Engine, EngineConfig
+from app.audio.engine import Engine, EngineConfig
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
 from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
@@ -43,6 +43,7 @@ from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import INT8_CHOICES, ControlsPanel, format_bps, int8_label, int8_source_name, int8_tooltip
 from app.ui.engine_bridge import EngineBridge
 from app.ui.plots import PlotsPanel
+from app.ui.prefs import Prefs
 from app.ui.welcome import FIRST_DOWNLOAD, WelcomePage
 from app.ui.widgets import Banner, LevelMeter, Readout
 
@@ -80,7 +81,7 @@ class MainWindow(QMainWindow):
                  interactive: bool = True):
         guard_singleton_refcounts()  # before any signal is emitted from Python
         super().__init__()
-        self.settings = settings or QSettings()
+        self.prefs = Prefs(settings or QSettings())
         self.interactive = interactive  # False in tests: never open a modal dialog
         if device_lister is None:
             from app.audio.devices import list_devices, list_devices_fresh
@@ -228,7 +229,7 @@ class MainWindow(QMainWindow):
         c.input_combo.currentIndexChanged.connect(lambda: self._device_chosen("input"))
         c.output_combo.currentIndexChanged.connect(lambda: self._device_chosen("output"))
         c.chunk_combo.currentIndexChanged.connect(
-            lambda: self.settings.setValue("audio/chunk_ms", c.chunk_combo.currentData()))
+            lambda: self.prefs.set_chunk_ms(c.chunk_combo.currentData()))
         for mode, button in c.monitor_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_monitor(m))
         c.record_button.toggled.connect(self._on_record_toggled)
@@ -253,42 +254,40 @@ class MainWindow(QMainWindow):
     # -- settings --------------------------------------------------------------------------------
 
     def _restore(self, model_override: Path | None) -> None:
-        s, c = self.settings, self.controls
-        geometry = s.value("window/geometry")
+        prefs, c = self.prefs, self.controls
+        geometry = prefs.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
-        c.select_data(c.chunk_combo, int(s.value("audio/chunk_ms", CHUNK_CHOICES_MS[0])))
-        kv = s.value("model/kv_window", DEFAULT_KV_WINDOW)
-        c.select_data(c.kv_combo, 0 if kv in (None, "", "none") else int(kv))
-        c.select_data(c.source_combo, s.value("audio/source", "mic"))
-        saved_file = s.value("audio/file", "")
-        if saved_file and Path(saved_file).is_file():
-            self._input_file = Path(saved_file)
+        c.select_data(c.chunk_combo, prefs.chunk_ms())
+        c.select_data(c.kv_combo, prefs.kv_window() or 0)  # 0 = none, as in the combo
+        c.select_data(c.source_combo, prefs.source())
+        saved_file = prefs.input_file()
+        if saved_file is not None and saved_file.is_file():
+            self._input_file = saved_file
         if c.source_combo.currentData() == "file" and self._input_file is None:
             c.select_data(c.source_combo, "mic")
         self._show_file()
-        self.set_monitor(s.value("session/monitor", "codec"))
+        self.set_monitor(prefs.monitor())
         self._show_record_folder()
         self.refresh_devices()
         if model_override is not None:
             self.add_model_folder(Path(model_override), load=False)
         self._populate_models(select=str(Path(model_override).resolve()) if model_override else
-                              s.value("model/selected", ""))
+                              prefs.selected_model())
         self._load_selected()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.prefs.set_geometry(self.saveGeometry())
         self.text_timer.stop()
         self.bridge.shutdown()
-        self.settings.sync()
+        self.prefs.sync()
         super().closeEvent(event)
 
     def record_folder(self) -> Path:
-        value = self.settings.value("record/folder", "")
-        return Path(value) if value else default_record_folder()
+        return self.prefs.record_folder() or default_record_folder()
 
     def set_record_folder(self, folder: Path) -> None:
-        self.settings.setValue("record/folder", str(folder))
+        self.prefs.set_record_folder(folder)
         self._show_record_folder()
 
     def _show_record_folder(self) -> None:
@@ -302,10 +301,7 @@ class MainWindow(QMainWindow):
     # -- models ----------------------------------------------------------------------------------
 
     def model_folders(self) -> list[str]:
-        value = self.settings.value("model/folders", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+        return self.prefs.model_folders()
 
     def add_model_folder(self, folder: Path, load: bool = True) -> bool:
         """Adds a user model folder (remembered), selects it and loads it; False if it is not one."""
@@ -315,14 +311,14 @@ class MainWindow(QMainWindow):
                                        "decoder_model.onnx and state_spec.txt", topic="model")
             return False
         folders = [f for f in self.model_folders() if f != str(folder)]
-        self.settings.setValue("model/folders", [str(folder), *folders][:RECENT_FOLDERS_MAX])
+        self.prefs.set_model_folders([str(folder), *folders][:RECENT_FOLDERS_MAX])
         if load:
             self._populate_models(select=str(folder))
             self._load_selected()
         return True
 
     def forget_model_folder(self, folder: Path | str) -> None:
-        self.settings.setValue("model/folders", [f for f in self.model_folders() if f != str(folder)])
+        self.prefs.set_model_folders([f for f in self.model_folders() if f != str(folder)])
 
     def _populate_models(self, select: str = "") -> None:
         combo = self.controls.model_combo
@@ -367,7 +363,7 @@ class MainWindow(QMainWindow):
         return Path(data) if data and not str(data).startswith(DOWNLOAD_PREFIX) else None
 
     def _wanted_codebooks(self, model: Path) -> int | None:
-        wanted = self.controls.codebooks_combo.currentData() or self.settings.value("model/codebooks", None)
+        wanted = self.controls.codebooks_combo.currentData() or self.prefs.codebooks()
         if wanted in (None, ""):
             return None
         try:
@@ -484,7 +480,7 @@ class MainWindow(QMainWindow):
             return
         if self.bridge.codec_model is not None and model == self.bridge.codec_model:
             return
-        self.settings.setValue("model/selected", str(model))
+        self.prefs.set_selected_model(model)
         self._load_selected()
 
     def _sync_model_combo(self) -> None:
@@ -504,14 +500,14 @@ class MainWindow(QMainWindow):
         k = self.controls.codebooks_combo.currentData()
         if k is None:
             return
-        self.settings.setValue("model/codebooks", int(k))
+        self.prefs.set_codebooks(int(k))
         if self.bridge.codec is not None and k != self.bridge.codec.num_codebooks:
             if not self.bridge.set_codebooks(int(k)):
                 self._on_codec(self.bridge.codec)  # busy: put the combo back
 
     def _on_kv_chosen(self) -> None:
         window = self.controls.kv_window()
-        self.settings.setValue("model/kv_window", "none" if window is None else int(window))
+        self.prefs.set_kv_window(window)
         self.plots.kv.set_window(window)
         self.bridge.set_kv_window(window)
 
@@ -567,7 +563,7 @@ class MainWindow(QMainWindow):
     def _fill_devices(self, devices: list, problem: str | None) -> None:
         c = self.controls
         for kind, combo in (("input", c.input_combo), ("output", c.output_combo)):
-            saved = self.settings.value(f"audio/{kind}_device", "")
+            saved = self.prefs.device(kind)
             combo.blockSignals(True)
             combo.clear()
             combo.addItem("System default", "")
@@ -601,13 +597,13 @@ class MainWindow(QMainWindow):
     def _save_device(self, kind: str) -> None:
         combo = self.controls.input_combo if kind == "input" else self.controls.output_combo
         data = combo.currentData()
-        self.settings.setValue(f"audio/{kind}_device", data[1] if data else "")
+        self.prefs.set_device(kind, data[1] if data else "")
 
     def set_input_file(self, path: Path) -> None:
         self._input_file = Path(path)
-        self.settings.setValue("audio/file", str(path))
+        self.prefs.set_input_file(path)
         self.controls.select_data(self.controls.source_combo, "file")
-        self.settings.setValue("audio/source", "file")
+        self.prefs.set_source("file")
         self.banner.clear("source")
         self._show_file()
         self._update_enabled()
@@ -625,12 +621,12 @@ class MainWindow(QMainWindow):
                 path, _ = QFileDialog.getOpenFileName(self, "Play an audio file in a loop", str(Path.home()),
                                                       "Audio (*.wav *.flac *.ogg *.mp3 *.aiff);;All files (*)")
             if not path:
-                self.controls.select_data(self.controls.source_combo, self.settings.value("audio/source", "mic"))
+                self.controls.select_data(self.controls.source_combo, self.prefs.source())
                 self._show_file()
                 return
             self._input_file = Path(path)
-            self.settings.setValue("audio/file", path)
-        self.settings.setValue("audio/source", source)
+            self.prefs.set_input_file(path)
+        self.prefs.set_source(source)
         self.banner.clear("source")
         self._show_file()
         self._update_enabled()
@@ -705,7 +701,7 @@ class MainWindow(QMainWindow):
             mode = "codec"
         self.controls.set_monitor(mode)
         self.bridge.engine.monitor = mode  # the worker reads it at the next chunk: instant A/B
-        self.settings.setValue("session/monitor", mode)
+        self.prefs.set_monitor(mode)
         self._refresh_text()
 
     def toggle_ab(self) -> None:
