@@ -366,11 +366,8 @@ class MainWindow(QMainWindow):
         wanted = self.controls.codebooks_combo.currentData() or self.prefs.codebooks()
         if wanted in (None, ""):
             return None
-        try:
-            from app.codec.spec import parse_state_spec
-
-            available = parse_state_spec(model / "state_spec.txt").num_codebooks
-        except Exception:  # noqa: BLE001 - the load will report a broken folder properly
+        available = self.bridge.model_codebooks(model)
+        if available is None:
             return None
         return int(wanted) if int(wanted) <= available else None
 
@@ -700,7 +697,7 @@ class MainWindow(QMainWindow):
         if mode not in self.controls.monitor_buttons:
             mode = "codec"
         self.controls.set_monitor(mode)
-        self.bridge.engine.monitor = mode  # the worker reads it at the next chunk: instant A/B
+        self.bridge.set_monitor(mode)
         self.prefs.set_monitor(mode)
         self._refresh_text()
 
@@ -757,7 +754,7 @@ class MainWindow(QMainWindow):
             else:
                 self._show_status(f"Stopped ({event.message})")
         elif event.kind == "started":
-            self._recording_paths = (self.bridge.engine.info or {}).get("recording")
+            self._recording_paths = self.bridge.recording_paths()
             self._show_status(event.message.capitalize(), ms=4000)
         elif event.kind == "recording":
             if self._recording_paths and not event.message:
