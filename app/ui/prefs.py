@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QSettings
 
 from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW
+from app.config import APP_NAME
 
 WINDOW_GEOMETRY = "window/geometry"
 CHUNK_MS = "audio/chunk_ms"
@@ -25,6 +26,25 @@ MONITOR = "session/monitor"
 RECORD_FOLDER = "record/folder"
 
 NO_KV_WINDOW = "none"  # what KV_WINDOW holds when the cache grows without a window
+
+
+def default_record_folder() -> Path:
+    """Where recordings go until a folder is chosen: "Mimi Live" in the music (else documents) folder."""
+    import platformdirs
+
+    for getter in (platformdirs.user_music_dir, platformdirs.user_documents_dir):
+        try:
+            folder = Path(getter())
+        except Exception:  # noqa: BLE001 - a platform without that folder: try the next one
+            continue
+        if folder.is_dir():
+            return folder / APP_NAME
+    return Path.home() / APP_NAME
+
+
+def _as_int(value: object) -> int:
+    """A number saved this session is still an int; one read from the INI file is text."""
+    return value if isinstance(value, int) else int(str(value))
 
 
 class Prefs:
@@ -47,7 +67,7 @@ class Prefs:
     # -- audio -----------------------------------------------------------------------------------
 
     def chunk_ms(self) -> int:
-        return int(self.settings.value(CHUNK_MS, CHUNK_CHOICES_MS[0]))
+        return _as_int(self.settings.value(CHUNK_MS, CHUNK_CHOICES_MS[0]))
 
     def set_chunk_ms(self, ms: int) -> None:
         self.settings.setValue(CHUNK_MS, ms)
@@ -61,7 +81,7 @@ class Prefs:
     def input_file(self) -> Path | None:
         """The audio file last played, if one was chosen (it may have gone since)."""
         value = self.settings.value(INPUT_FILE, "")
-        return Path(value) if value else None
+        return Path(str(value)) if value else None
 
     def set_input_file(self, path: Path | str) -> None:
         self.settings.setValue(INPUT_FILE, str(path))
@@ -78,14 +98,14 @@ class Prefs:
     def kv_window(self) -> int | None:
         """The KV window in tokens; None when the cache grows without one."""
         value = self.settings.value(KV_WINDOW, DEFAULT_KV_WINDOW)
-        return None if value in (None, "", NO_KV_WINDOW) else int(value)
+        return None if value in (None, "", NO_KV_WINDOW) else _as_int(value)
 
     def set_kv_window(self, window: int | None) -> None:
         self.settings.setValue(KV_WINDOW, NO_KV_WINDOW if window is None else int(window))
 
     def codebooks(self) -> int | None:
         value = self.settings.value(CODEBOOKS, None)
-        return None if value in (None, "") else int(value)
+        return None if value in (None, "") else _as_int(value)
 
     def set_codebooks(self, codebooks: int) -> None:
         self.settings.setValue(CODEBOOKS, int(codebooks))
@@ -99,8 +119,8 @@ class Prefs:
     def model_folders(self) -> list[str]:
         value = self.settings.value(MODEL_FOLDERS, [])
         if isinstance(value, str):  # an INI list of one reads back as a plain string
-            value = [value]
-        return [str(v) for v in (value or [])]
+            return [value]
+        return [str(v) for v in value] if isinstance(value, (list, tuple)) else []
 
     def set_model_folders(self, folders: list[str]) -> None:
         self.settings.setValue(MODEL_FOLDERS, folders)
@@ -113,10 +133,10 @@ class Prefs:
     def set_monitor(self, mode: str) -> None:
         self.settings.setValue(MONITOR, mode)
 
-    def record_folder(self) -> Path | None:
-        """The folder chosen for recordings; None: the default one."""
+    def record_folder(self) -> Path:
+        """The folder chosen for recordings, else the default one."""
         value = self.settings.value(RECORD_FOLDER, "")
-        return Path(value) if value else None
+        return Path(str(value)) if value else default_record_folder()
 
     def set_record_folder(self, folder: Path) -> None:
         self.settings.setValue(RECORD_FOLDER, str(folder))
