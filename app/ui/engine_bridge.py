@@ -38,14 +38,14 @@ def describe_error(exc: BaseException) -> str:
         from app.codec import CodecError
 
         known += (CodecError,)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - describing an error must not raise one; unknown types read as such
         pass
     try:
         from app.audio.files import AudioFileError
         from app.audio.recorder import RecordingError
 
         known += (AudioFileError, RecordingError)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - as above: a missing module leaves these types unknown
         pass
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, known):
