@@ -26,7 +26,6 @@ from app.audio.streams import FakeIO  # noqa: E402
 from app.config import SAMPLE_RATE_HZ  # noqa: E402
 from app.ui import engine_bridge as engine_bridge_module  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
-from app.ui.plots import HistoryRing, usage_entropy_bits  # noqa: E402
 from conftest import model_dir  # noqa: E402
 
 BLOCK = 480  # 20 ms device blocks
@@ -714,19 +713,6 @@ def test_python_side_signal_emits_cannot_exhaust_true(qtbot, settings) -> None:
     for _ in range(20_000):
         emitter.sig.emit()
     assert sys.getrefcount(True) > 10_000
-
-
-def test_usage_entropy_counts_the_bits_each_codebook_carries() -> None:
-    codes = np.array([[0, 1, 2, 3] * 8, [5] * 32, [-1] * 32])
-    np.testing.assert_allclose(usage_entropy_bits(codes, 2048), [2.0, 0.0, 0.0])
-
-
-def test_history_ring_keeps_the_newest_rows_in_order() -> None:
-    ring = HistoryRing(4, 1)
-    for value in range(7):
-        ring.append(value)
-    assert ring.view()[:, 0].tolist() == [3, 4, 5, 6]
-    assert ring.view().flags["C_CONTIGUOUS"]
 
 
 def test_find_cached_reads_the_hub_cache_without_network(tmp_path) -> None:

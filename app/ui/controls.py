@@ -61,6 +61,8 @@ INT8_CHOICES = (  # app.models.INT8_PARTS, the menu's wording and what each choi
     ("decoder", "Decoder only (codes unchanged)",
      "Only the decoder in int8: the codes stay exactly the float model's; less speed-up"),
 )
+INT8_BUTTON_TIP = ("Make a local int8 copy of the loaded model (ONNX Runtime dynamic quantization), measure it "
+                   "against the float model and list it in the Variant list with its SNR and speed")
 INT8_MEASURE_NOTE = ("quantizes, then plays ~20 s of test signal through both models to measure the SNR and "
                      "speeds on this machine (about 30 s at full size); nothing is switched")
 
@@ -185,7 +187,8 @@ class ControlsPanel(QWidget):
                                     "copies made here (each with its SNR against the float model and its speed)")
         form.addRow("Variant", self.model_combo)
         self.open_model_button = QPushButton("Open model folder…")
-        self.open_model_button.setToolTip("Add a folder with encoder_model.onnx, decoder_model.onnx, state_spec.txt (Ctrl+O)")
+        self.open_model_button.setToolTip("Add a folder with encoder_model.onnx, decoder_model.onnx, "
+                                          "state_spec.txt (Ctrl+O)")
         form.addRow("", self.open_model_button)
         self.int8_button = QPushButton("Make int8 copy…")
         self.int8_menu = QMenu("Make int8 copy of the loaded model", self)
@@ -242,6 +245,28 @@ class ControlsPanel(QWidget):
         column.addStretch(1)
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def update_enabled(self, running: bool, busy: bool, has_model: bool, int8_blocker: str | None) -> None:
+        """What can be used now; `int8_blocker`: why no int8 copy can be made now (None: it can)."""
+        self.start_button.setText("Stop" if running else "Start")
+        self.start_button.setStyleSheet(
+            f"QPushButton {{ background: {'#8a2b2b' if running else '#2b6a3f'}; color: white; border-radius: 4px; }}"
+            "QPushButton:disabled { background: #3a3f47; color: #777; }")
+        self.start_button.setEnabled(running or (not busy and has_model))
+        for widget in (self.model_combo, self.open_model_button, self.codebooks_combo, self.kv_combo):
+            widget.setEnabled(not busy)
+        self.codebooks_combo.setEnabled(not busy and self.codebooks_combo.count() > 1)
+        # These need a new session: change them while stopped. Devices move while streaming.
+        for widget in (self.source_combo, self.chunk_combo):
+            widget.setEnabled(not running and not busy)
+            widget.setToolTip("Stop to change" if running else "")
+        for widget in (self.output_combo, self.refresh_devices_button):
+            widget.setEnabled(not busy)
+        self.input_combo.setEnabled(not busy and self.source_combo.currentData() == "mic")
+        self.record_button.setEnabled(not busy)
+        self.int8_button.setEnabled(int8_blocker is None)
+        self.int8_menu.menuAction().setEnabled(int8_blocker is None)
+        self.int8_button.setToolTip(int8_blocker or INT8_BUTTON_TIP)
 
     def set_codebook_choices(self, choices: tuple[int, ...], current: int, codebook_size: int | None) -> None:
         combo = self.codebooks_combo

@@ -35,17 +35,17 @@ def describe_error(exc: BaseException) -> str:
 
     known: tuple[type, ...] = (DeviceError, EngineError, ModelError, OSError)
     try:
-        from app.codec.errors import CodecError
+        from app.codec import CodecError
 
         known += (CodecError,)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - describing an error must not raise one; unknown types read as such
         pass
     try:
         from app.audio.files import AudioFileError
         from app.audio.recorder import RecordingError
 
         known += (AudioFileError, RecordingError)
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - as above: a missing module leaves these types unknown
         pass
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, known):
@@ -113,6 +113,21 @@ class EngineBridge(QObject):
     def audio_tap(self):
         """The engine's recent dry/wet audio (see plots.AudioTapReader), or None if it has none."""
         return getattr(self.engine, "audio_tap", None)
+
+    def recording_paths(self) -> list[str] | None:
+        """The WAV files the session records into now, or None."""
+        return (self.engine.info or {}).get("recording")
+
+    @staticmethod
+    def model_codebooks(model: Path) -> int | None:
+        """How many codebooks the model folder's state spec declares; None if it cannot be read
+        (the load reports a broken folder properly)."""
+        try:
+            from app.codec import parse_state_spec
+
+            return parse_state_spec(Path(model) / "state_spec.txt").num_codebooks
+        except Exception:  # noqa: BLE001 - any unreadable spec means "unknown", never a crash here
+            return None
 
     def _set_busy(self, text: str) -> None:
         self._busy_text = text
@@ -203,6 +218,10 @@ class EngineBridge(QObject):
             self.engine.set_devices(input_device, output_device)
         except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
             self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+
+    def set_monitor(self, mode: str) -> None:
+        """What the speaker plays; the worker reads it at the next chunk: instant A/B."""
+        self.engine.monitor = mode
 
     def set_recording(self, folder: Path | None) -> None:
         try:
