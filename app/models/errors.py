@@ -15,10 +15,6 @@ class ModelUnavailable(AppError):
     """A model could not be found, downloaded or trusted; str() is one line for the user."""
 
 
-# The old name: app/ui/engine_bridge.py and app/cli.py still catch it by this one.
-ModelError = ModelUnavailable
-
-
 class UnknownModel(ModelUnavailable):
     """Neither an existing folder nor a published variant name."""
 

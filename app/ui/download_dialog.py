@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QProgressDialog, QWidget
 
+from app.errors import one_line
 from app.models.download import DownloadProgress, download_variant
 
 REFRESH_MS = 100
@@ -67,7 +68,7 @@ class DownloadDialog(QProgressDialog):
             folder = download(self.name, progress=self._store, cancel=self._cancel)
             self._result = (folder, "")
         except Exception as exc:  # noqa: BLE001 - every failure is a message in the window
-            self._result = (None, " ".join(str(exc).split()) or type(exc).__name__)
+            self._result = (None, one_line(exc) or type(exc).__name__)
 
     def _store(self, progress: DownloadProgress) -> None:
         self._latest = progress  # one attribute write: the GUI reads it on its timer

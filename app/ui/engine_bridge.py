@@ -20,8 +20,8 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.audio.engine import Engine, EngineConfig, load_codec
 from app.audio.metrics import EngineEvent, FrameMetrics
+from app.errors import AppError, one_line
 from app.models import check_cached_model, make_int8_copy
-from app.models.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +29,10 @@ UI_TICK_MS = 34  # <= 30 fps of plot updates, whatever the chunk rate
 
 
 def describe_error(exc: BaseException) -> str:
-    """One readable line for anything a load or start can raise."""
-    from app.audio.devices import DeviceError
-    from app.audio.engine import EngineError
-
-    known: tuple[type, ...] = (DeviceError, EngineError, ModelError, OSError)
-    try:
-        from app.codec import CodecError
-
-        known += (CodecError,)
-    except Exception:  # noqa: BLE001 - describing an error must not raise one; unknown types read as such
-        pass
-    try:
-        from app.audio.files import AudioFileError
-        from app.audio.recorder import RecordingError
-
-        known += (AudioFileError, RecordingError)
-    except Exception:  # noqa: BLE001 - as above: a missing module leaves these types unknown
-        pass
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, known):
+    """One readable line for anything a load or start can raise: the app's own errors (and the
+    OS's) as they are, anything else marked as unexpected."""
+    text = one_line(exc) or type(exc).__name__
+    if isinstance(exc, (AppError, OSError)):
         return text
     return f"unexpected {type(exc).__name__}: {text} (details in the log file)"
 
