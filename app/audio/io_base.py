@@ -132,7 +132,7 @@ class IOBase:
 
     # PortAudio signatures: (indata, frames, time, status) / (outdata, frames, time, status)
     def _input_callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        run_input_callback(self.input_ring, self.counters, indata, status)  # type: ignore[arg-type]
+        run_input_callback(self.input_ring, self.counters, indata, status)  # type: ignore[arg-type]  # input streams only
 
     def _output_callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
         run_output_callback(self.output_ring, self.counters, outdata, status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -83,7 +84,14 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return percentiles(values, (50, 95, 99), digits=2)
 
 
-def run_side(make: Callable[[], Codec], pcm: np.ndarray) -> dict:
+class BenchCodec(Codec, Protocol):
+    """A codec whose KV length can be read: StreamingCodec, or the naive loop."""
+
+    @property
+    def kv_length(self) -> tuple[int, int]: ...
+
+
+def run_side(make: Callable[[], BenchCodec], pcm: np.ndarray) -> dict:
     """Streams `pcm` frame by frame through what `make()` builds; returns its statistics."""
     process = psutil.Process()
     rss_start = process.memory_info().rss
@@ -147,7 +155,7 @@ def run_bench(
     pcm = bench_input(frames)
     tuned = threads is None
     threads = threads or tuned_threads(folder)
-    settings = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window, "spinning": False}
+    settings: dict[str, object] = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window, "spinning": False}
 
     def app_codec(model: Path, threads: int = threads) -> StreamingCodec:
         codec = StreamingCodec(model, threads=threads, kv_window=kv_window)

@@ -101,7 +101,8 @@ class _Builder:
     """Adds nodes and constants with names unique to one rewritten layer."""
 
     def __init__(self, graph: onnx.GraphProto, prefix: str) -> None:
-        self.graph, self.prefix, self.nodes, self.count = graph, prefix, [], 0
+        self.graph, self.prefix, self.count = graph, prefix, 0
+        self.nodes: list[onnx.NodeProto] = []
 
     def const(self, name: str, value: np.ndarray) -> str:
         full = f"{self.prefix}/{name}"

@@ -50,6 +50,14 @@ def _conv_slot(name: str, layer: nn.Module) -> ConvSlot | None:
     raise TypeError(f"not a Mimi convolution: {type(layer).__name__}")
 
 
+def _state_slot(name: str, layer: nn.Module) -> ConvSlot:
+    """The slot of a convolution the wrappers stream through directly (down/upsampling)."""
+    slot = _conv_slot(name, layer)
+    if slot is None:
+        raise NotImplementedError(f"Mimi configs with a stateless {name!r} convolution are not supported")
+    return slot
+
+
 def _seanet_slots(prefix: str, layers: nn.ModuleList) -> list[tuple[nn.Module, list[ConvSlot]]]:
     """Pairs each SEANet layer with the streaming slots it owns, named like the published spec."""
     plan = []
@@ -192,7 +200,7 @@ class StreamingEncoder(nn.Module):
         self.plan = _seanet_slots("enc", self.seanet.layers)
         self.transformer = StreamingTransformer(encoder.encoder_transformer)
         self.downsample_conv = encoder.downsample  # registered so its weights trace as parameters
-        self.downsample = _conv_slot("ds", encoder.downsample)
+        self.downsample = _state_slot("ds", encoder.downsample)
         self.slots = [slot for _, slots in self.plan for slot in slots] + [self.downsample]
         self.num_layers = len(self.transformer.layers)
         quantizer = model.quantizer
@@ -240,7 +248,7 @@ class StreamingDecoder(nn.Module):
         super().__init__()
         decoder = model.decoder
         self.upsample_conv = decoder.upsample  # registered so its weights trace as parameters
-        self.upsample = _conv_slot("us", decoder.upsample)
+        self.upsample = _state_slot("us", decoder.upsample)
         self.transformer = StreamingTransformer(decoder.decoder_transformer)
         self.seanet = decoder.decoder_seanet
         self.plan = _seanet_slots("dec", self.seanet.layers)
