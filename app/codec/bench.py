@@ -107,7 +107,8 @@ def run_side(make: Callable[[], BenchCodec], pcm: np.ndarray) -> dict:
             rss_settled = process.memory_info().rss
     cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
     total = encode_ms + decode_ms
-    minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE] for m in range(-(-frames // FRAMES_PER_MINUTE))]
+    minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE]
+               for m in range(-(-frames // FRAMES_PER_MINUTE))]
     return {
         "frames": frames,
         "encode_ms": _quantiles(encode_ms),
@@ -144,8 +145,8 @@ def run_pipelined(make: Callable[[], StreamingCodec], pcm: np.ndarray) -> dict:
 
 
 def run_bench(
-    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW, int8: str | None = None,
-    naive: bool = True,
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW,
+    int8: str | None = None, naive: bool = True,
 ) -> dict:
     """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.
 
@@ -155,7 +156,8 @@ def run_bench(
     pcm = bench_input(frames)
     tuned = threads is None
     threads = threads or tuned_threads(folder)
-    settings: dict[str, object] = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window, "spinning": False}
+    settings: dict[str, object] = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window,
+                                   "spinning": False}
 
     def app_codec(model: Path, threads: int = threads) -> StreamingCodec:
         codec = StreamingCodec(model, threads=threads, kv_window=kv_window)

@@ -140,7 +140,8 @@ class StreamingTransformer(nn.Module):
         self.head_dim = config.head_dim
         if config.num_key_value_heads != config.num_attention_heads:
             raise NotImplementedError("grouped-query attention is not part of Mimi")
-        inv_freq = 1.0 / (config.rope_parameters["rope_theta"] ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
+        exponents = torch.arange(0, self.head_dim, 2).float() / self.head_dim
+        inv_freq = 1.0 / (config.rope_parameters["rope_theta"] ** exponents)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         # Reference only (never exported): hide keys older than (call start - window), the same keys
         # a cache trimmed to `window` entries before each call holds.
@@ -282,9 +283,11 @@ class StreamingDecoder(nn.Module):
         return (x, *new_states, *present)
 
 
-def initial_state(wrapper: StreamingEncoder | StreamingDecoder, batch: int = 1, past_len: int = 0) -> list[torch.Tensor]:
+def initial_state(wrapper: StreamingEncoder | StreamingDecoder, batch: int = 1,
+                  past_len: int = 0) -> list[torch.Tensor]:
     """Zero conv states and a KV cache of `past_len` (zeros) per layer."""
     transformer = wrapper.transformer
     conv = [torch.zeros(1, slot.channels, slot.temporal) for slot in wrapper.slots]
-    kv = [torch.zeros(batch, transformer.num_heads, past_len, transformer.head_dim) for _ in range(2 * wrapper.num_layers)]
+    kv = [torch.zeros(batch, transformer.num_heads, past_len, transformer.head_dim)
+          for _ in range(2 * wrapper.num_layers)]
     return conv + kv
