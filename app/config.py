@@ -57,7 +57,7 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_ID, APP_AUTHOR))
 
 
-def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
+def write_atomically(target: Path, write: Callable[[Path], object]) -> None:
     """Has `write` fill a temporary file beside `target`, then renames it into place: a reader
     (or the next start, after a crash) sees the old file or the whole new one, never half of it.
     The folder is created if needed; on any failure the temporary file is removed and the error

@@ -13,6 +13,7 @@ import logging.handlers
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from app.config import APP_ID
 
@@ -25,12 +26,12 @@ class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is at the time: it is swapped while the audio libraries'
     lines are sorted out (app.audio.native_log)."""
 
-    @property  # type: ignore[override]
-    def stream(self):  # noqa: ANN201 - logging's own attribute
+    @property
+    def stream(self) -> TextIO:  # logging's own attribute
         return sys.stderr
 
     @stream.setter
-    def stream(self, value) -> None:  # noqa: ANN001 - logging sets it once, from __init__
+    def stream(self, value: object) -> None:  # logging sets it once, from __init__
         pass
 
 
@@ -57,15 +58,15 @@ def setup_logging(folder: Path | None = None, console: bool = False) -> Path:
     for old in [h for h in root.handlers if getattr(h, "mimi_live", False)]:  # set up once per process
         root.removeHandler(old)
         old.close()
-    handler.mimi_live = True  # type: ignore[attr-defined]
+    handler.mimi_live = True  # type: ignore[attr-defined]  # our mark on a stdlib handler (no such attribute)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     if console:
         terminal = _CurrentStderr()
-        terminal.mimi_live = True  # type: ignore[attr-defined]
+        terminal.mimi_live = True  # type: ignore[attr-defined]  # our mark on a stdlib handler
         terminal.setLevel(logging.WARNING)
         root.addHandler(terminal)
     if getattr(sys, "frozen", False):  # no console: keep prints and tracebacks in the log
-        stream = open(path.with_suffix(".stdio.log"), "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        stream = open(path.with_suffix(".stdio.log"), "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - stdio for the whole run
         sys.stdout = sys.stderr = stream
     return path

@@ -5,7 +5,8 @@ bundled model (a source checkout uses tests/fixtures/tiny-8cb) in 80 ms chunks, 
 decode, as the live engine does (the model prepared in a child process, as the app loads models),
 and checks the output; then it loads the other native pieces the
 app needs (PortAudio via sounddevice, libsndfile, soxr, Qt's offscreen platform and image plugins,
-pyqtgraph, the Hugging Face hub client), because a bundle that misses one of them only fails when that feature is first used.
+pyqtgraph, the Hugging Face hub client), because a bundle that misses one of them only fails when
+that feature is first used.
 Prints one summary line; `main` returns 0, or 1 after one `mimi-live: self-test failed: ...` line.
 """
 
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,26 +113,26 @@ def _qt() -> str:
     from PySide6.QtGui import QIcon, QImage
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication([APP_ID])
+    _app = QApplication.instance() or QApplication([APP_ID])  # held until the checks are done
     for name in ("icon.png", "icon.svg"):  # the svg needs the imageformats/qsvg plugin
         if QImage(str(asset_path(name))).isNull():
             raise SelfTestError(f"Qt cannot load {asset_path(name)}")
     if QIcon(str(asset_path("icon.png"))).isNull():
         raise SelfTestError("Qt cannot make the window icon")
-    return f"PySide6 {PySide6.__version__} ({app.platformName()})"
+    return f"PySide6 {PySide6.__version__} ({QApplication.platformName()})"
 
 
 def _hub_client() -> str:
     # Import only (no network): proves the bundle kept what model downloads need.
     import huggingface_hub
-    from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache  # noqa: F401
+    from huggingface_hub import HfApi, hf_hub_download, try_to_load_from_cache  # noqa: F401 - import only
 
     return f"huggingface_hub {huggingface_hub.__version__}"
 
 
 def _int8_quantizer() -> str:
     # Import only: ONNX Runtime's quantizer loads sibling modules by top-level name (see build_app.spec).
-    from onnxruntime.quantization import quantize_dynamic  # noqa: F401
+    from onnxruntime.quantization import quantize_dynamic  # noqa: F401 - import only
 
     return "int8 quantizer"
 
@@ -140,7 +142,7 @@ def run() -> str:
     start = time.perf_counter()
     checks = (("codec", lambda: _codec_roundtrip(selftest_model_dir())), ("audio libraries", _native_libraries),
               ("Qt", _qt), ("model downloads", _hub_client), ("int8 copies", _int8_quantizer))
-    results = {}
+    results: dict[str, Any] = {}  # the codec's summary (a dict), the others' lines
     for name, check in checks:
         try:
             results[name] = check()

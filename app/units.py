@@ -21,7 +21,8 @@ def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
-def percentiles(values: Sequence[float] | np.ndarray, qs: Iterable[int] = (50, 95), digits: int = 2) -> dict[str, float]:
+def percentiles(values: Sequence[float] | np.ndarray, qs: Iterable[int] = (50, 95),
+                digits: int = 2) -> dict[str, float]:
     """{"p50": ..., "p95": ...} for each of `qs`, rounded to `digits` decimals."""
     return {f"p{q}": round(percentile(values, q), digits) for q in qs}
 

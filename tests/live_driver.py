@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.audio.engine import Engine, EngineConfig  # noqa: E402 - after the path above
-from app.audio.metrics import EngineEvent  # noqa: E402
+from app.audio.engine import Engine, EngineConfig  # after the path above
+from app.audio.metrics import EngineEvent
 
 
 def main() -> int:

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="the exporter needs the export extra (torch, transformers)")
 pytest.importorskip("transformers", reason="the exporter needs the export extra (torch, transformers)")
 
-from app.codec.export import ExportError, export_pair  # noqa: E402
-from app.codec.export.build import build_model, state_spec  # noqa: E402
-from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder  # noqa: E402
-from app.codec.spec import parse_state_spec  # noqa: E402
+from app.codec.export import ExportError, export_pair  # noqa: E402 - after the importorskip above
+from app.codec.export.build import build_model, state_spec  # noqa: E402 - after the importorskip above
+from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder  # noqa: E402 - after the importorskip above
+from app.codec.spec import parse_state_spec  # noqa: E402 - after the importorskip above
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

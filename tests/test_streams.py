@@ -336,10 +336,10 @@ def fake_sounddevice(monkeypatch: pytest.MonkeyPatch):
     _FakeStream.opened = []
     refused: set[int] = set()
 
-    def query_devices(device=None, kind=None):  # noqa: ANN001, ANN202
+    def query_devices(device=None, kind=None):
         return dict(FAKE_DEVICES[0], index=0)
 
-    def check(device=None, channels=None, dtype=None, samplerate=None, **_):  # noqa: ANN001, ANN202
+    def check(device=None, channels=None, dtype=None, samplerate=None, **_):
         if samplerate in refused:
             raise sd.PortAudioError("Invalid sample rate [PaErrorCode -9997]")
 

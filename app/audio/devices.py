@@ -91,7 +91,7 @@ def list_devices() -> list[DeviceInfo]:
     return devices
 
 
-def _list_in_child(conn) -> None:  # noqa: ANN001 - a multiprocessing connection
+def _list_in_child(conn) -> None:  # a multiprocessing connection
     try:
         conn.send(("ok", list_devices()))
     except Exception as exc:  # noqa: BLE001 - sent back whole, raised in the parent

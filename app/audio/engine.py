@@ -28,18 +28,36 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
-    CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_S, MONITORS, SOURCES,
-    WARMUP_CALLS, EngineConfig, EngineError, initial_cover_s, load_codec, real_io, warm_up,
-)
 from app.audio.devices import DeviceError
+from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
+    CHUNK_CHOICES_MS,
+    DEFAULT_DEVICE_LATENCY_S,
+    MONITORS,
+    SOURCES,
+    WARMUP_CALLS,
+    EngineConfig,
+    EngineError,
+    initial_cover_s,
+    load_codec,
+    real_io,
+    warm_up,
+)
+from app.audio.io_base import IOBase
 from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
+from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
 from app.audio.recorder import RecordingError, SessionRecorder
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
-    FADE_SAMPLES, LiveSession, SessionClock, apply_correction, new_dropout, chunk_metrics, input_latency_s, monitor_mix, silence_event,
+    FADE_SAMPLES,
+    LiveSession,
+    SessionClock,
+    apply_correction,
+    chunk_metrics,
+    input_latency_s,
+    monitor_mix,
+    new_dropout,
+    silence_event,
 )
-from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
-from app.audio.sources import FileSource, MicSource, OutputSink, ToneSource
+from app.audio.sources import FileSource, MicSource, OutputSink, Source, ToneSource
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
 from app.codec.tuning import tuned_threads
@@ -56,7 +74,7 @@ GIL_SWITCH_INTERVAL_S = 0.001
 class Engine:
     """Start/stop a live session and read its metrics from `queue`."""
 
-    def __init__(self, io_factory: Callable[[EngineConfig], object] | None = None,
+    def __init__(self, io_factory: Callable[[EngineConfig], IOBase] | None = None,
                  timing_policy: TimingPolicy | None = None):
         self.queue = MetricsQueue()
         self.audio_tap = AudioTap()  # recent dry/wet audio for spectrograms, read at the display's pace
@@ -100,8 +118,9 @@ class Engine:
         requested_at = time.perf_counter()
         config.validate()
         codec = codec or load_codec(config)
-        source = None
+        source: Source | None = None
         if config.source == "file":
+            assert config.input_file is not None  # validate() requires one
             source = FileSource(Path(config.input_file))
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
@@ -110,6 +129,8 @@ class Engine:
         recorder = None
         try:
             if source is None:
+                # the microphone: real_io opens an input for source "mic"
+                assert io.input_ring is not None and io.input_rate is not None
                 source = MicSource(io.input_ring, io.input_rate)
             sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
             slack = sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
@@ -222,7 +243,7 @@ class Engine:
         self._chunk_done.clear()
         self._chunk_done.wait(timeout_s)
 
-    def _open_devices(self, config: EngineConfig) -> object:
+    def _open_devices(self, config: EngineConfig) -> IOBase:
         try:
             return self._io_factory(config)
         except DeviceError:
@@ -277,7 +298,8 @@ class Engine:
         self._schedule(session, apply)
 
     def _stop_recording(self, session: LiveSession, why: str) -> None:
-        session.recorder.close()
+        if session.recorder is not None:
+            session.recorder.close()
         session.recorder = None
         self.info["recording"] = None
         self.queue.put(EngineEvent("recording", ""))
@@ -382,6 +404,7 @@ class Engine:
         # than the last: until live waits are known, the target covers one block more.
         counters, timing = session.io.counters, session.timing
         if session.source.live:
+            assert session.io.input_rate is not None  # the microphone's streams have an input
             block = math.ceil(counters.input_block_frames * SAMPLE_RATE_HZ / session.io.input_rate)
             timing.initial_cover_s += block / SAMPLE_RATE_HZ
             timing.set_input_block(block)
@@ -460,7 +483,8 @@ class Engine:
                 sys.setswitchinterval(self._saved_switch_interval)
                 self._saved_switch_interval = None
         timing = session.timing
-        self.info["timing"] = {"disturbances": timing.episodes, "spliced_out_ms": round(timing.spliced_out * 1000 / SAMPLE_RATE_HZ, 1),
+        self.info["timing"] = {"disturbances": timing.episodes,
+                               "spliced_out_ms": round(timing.spliced_out * 1000 / SAMPLE_RATE_HZ, 1),
                                "spliced_in_ms": round(timing.spliced_in * 1000 / SAMPLE_RATE_HZ, 1)}
         log.info("session summary: %s", json.dumps(self.summary(), default=str))
         self.queue.put(EngineEvent("stopped", reason))

@@ -94,7 +94,7 @@ class FakeIO(IOBase):
             raise RuntimeError("FakeIO.tick() while stopped: call start() first")
         if self.use_input:
             if input_block is None:
-                n_in = round(frames * self.input_rate / self.output_rate)  # type: ignore[operator]
+                n_in = round(frames * self.input_rate / self.output_rate)  # type: ignore[operator]  # use_input sets input_rate
                 indata = np.zeros((n_in, self.input_channels), dtype=np.float32)
             else:
                 block = np.asarray(input_block, dtype=np.float32)

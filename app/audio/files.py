@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -43,7 +44,7 @@ class AudioFileError(AppError):
 
 
 # Why a write failed, as a user would put it; the OS's own words for anything else.
-_WRITE_REASONS = {
+_WRITE_REASONS: dict[int | None, str] = {  # an OSError's errno may be None
     errno.ENOSPC: "no space left on device",
     errno.EFBIG: "file too large for the file system or for this process's size limit (ulimit -f)",
     errno.EDQUOT: "disk quota exceeded",
@@ -145,11 +146,11 @@ class _KeptErrorFile:
     kept error itself, with the output's path and a plain reason.
     """
 
-    def __init__(self, file) -> None:  # noqa: ANN001 - a binary file object
+    def __init__(self, file: BinaryIO) -> None:
         self.file = file
         self.error: OSError | None = None
 
-    def _guard(self, call, failed: int) -> int:  # noqa: ANN001
+    def _guard(self, call: Callable[[], int], failed: int) -> int:
         if self.error is None:
             try:
                 return call()
@@ -204,15 +205,15 @@ class AtomicWavWriter:
         if not sf.check_format("WAV", self.subtype):
             raise ValueError(f"WAV cannot hold subtype {subtype!r}")
         self._clip = self.subtype.startswith("PCM")
-        self._raw = None
-        self._sound = None
+        self._raw: _KeptErrorFile | None = None
+        self._sound: sf.SoundFile | None = None
         self.samples_written = 0
 
     def open(self) -> AtomicWavWriter:
         try:
             with self._guard():  # also covers creating the .part file: a signal there must not leave it
                 try:
-                    raw = open(self.part_path, "wb")
+                    raw = open(self.part_path, "wb")  # noqa: SIM115 - kept open until close() or abort()
                 except OSError as exc:
                     # A plain Python file object gives ordinary OSErrors (missing folder, no
                     # permission, ...), reported against the target path, not the hidden .part name.
@@ -294,7 +295,7 @@ class AtomicWavWriter:
                     if handle is not None:
                         try:
                             handle.close()
-                        except Exception:
+                        except Exception:  # noqa: BLE001 - abort() never raises: it runs while failing
                             pass
         finally:
             self._sound = None

@@ -9,7 +9,7 @@ escapes (on any error the output is zero-filled and `callback_errors` is counted
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +26,8 @@ __all__ = [
 
 INPUT_LOST_MESSAGE = "input device stopped unexpectedly (unplugged?)"
 OUTPUT_LOST_MESSAGE = "output device stopped unexpectedly (unplugged?)"
+
+_IO = TypeVar("_IO", bound="IOBase")
 
 
 @dataclass
@@ -88,11 +90,11 @@ def run_output_callback(ring: RingBuffer, counters: IOCounters, outdata: np.ndar
         counters.output_block_frames = frames
         if frames > counters.output_block_max:
             counters.output_block_max = frames
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an exception would kill the stream
         counters.callback_errors += 1
         try:
             outdata.fill(0.0)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - not even a failed zero-fill may escape the callback
             pass
 
 # -- shared surface ---------------------------------------------------------------------------------
@@ -130,7 +132,7 @@ class IOBase:
 
     # PortAudio signatures: (indata, frames, time, status) / (outdata, frames, time, status)
     def _input_callback(self, indata: np.ndarray, frames: int, time: Any, status: Any) -> None:
-        run_input_callback(self.input_ring, self.counters, indata, status)  # type: ignore[arg-type]
+        run_input_callback(self.input_ring, self.counters, indata, status)  # type: ignore[arg-type]  # input streams only
 
     def _output_callback(self, outdata: np.ndarray, frames: int, time: Any, status: Any) -> None:
         run_output_callback(self.output_ring, self.counters, outdata, status)
@@ -143,11 +145,21 @@ class IOBase:
         if not self._stopping and self.error is None:
             self.error = OUTPUT_LOST_MESSAGE
 
-    def __enter__(self):  # noqa: ANN204
+    # AudioIO and FakeIO implement these three.
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _IO) -> _IO:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()  # type: ignore[attr-defined]
+        self.close()
 
     def describe(self) -> str:
         """One line for logs: rates, channels and latencies."""

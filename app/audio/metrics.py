@@ -97,7 +97,7 @@ class MetricsQueue:
         self._items.append(item)  # deque.append is atomic; with maxlen it evicts the oldest
 
     def drain(self, limit: int | None = None) -> list[FrameMetrics | EngineEvent]:
-        out = []
+        out: list[FrameMetrics | EngineEvent] = []
         while self._items and (limit is None or len(out) < limit):
             out.append(self._items.popleft())
         return out

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from app.audio.devices import DeviceError, import_sounddevice
 from app.audio.engine_config import EngineConfig
+from app.audio.io_base import IOBase
 from app.audio.metrics import EngineEvent
 from app.audio.session import LiveSession
 from app.audio.sources import MicSource, OutputSink
@@ -27,7 +28,7 @@ RETRY_S = 0.5
 
 @dataclass
 class Reopened:
-    io: object
+    io: IOBase
     fell_back: bool  # the chosen devices were gone: the defaults are used
     attempts: int
 
@@ -38,14 +39,14 @@ def reinitialize_portaudio() -> None:
     Only while no stream of this process is open (PortAudio requires it)."""
     sd = import_sounddevice()
     try:
-        sd._terminate()  # noqa: SLF001 - sounddevice has no public re-initialise
+        sd._terminate()  # sounddevice has no public re-initialise
     except Exception:  # noqa: BLE001 - a PortAudio already gone is what we are repairing
         pass
-    sd._initialize()  # noqa: SLF001
+    sd._initialize()
 
 
-def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], object], reinitialize: Callable[[], None],
-           stopping: Callable[[float], bool], before_start: Callable[[object], None],
+def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], IOBase], reinitialize: Callable[[], None],
+           stopping: Callable[[float], bool], before_start: Callable[[IOBase], None],
            timeout_s: float = RECONNECT_TIMEOUT_S) -> Reopened | None:
     """Opens and starts new streams for `config` (or its default devices); None if it cannot.
 
@@ -65,7 +66,7 @@ def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], object], rein
         except Exception:  # noqa: BLE001 - PortAudio cannot start yet (no server): retry
             pass
         for candidate, fell_back in choices:
-            io = None
+            io: IOBase | None = None
             try:
                 io = open_io(candidate)
                 before_start(io)
@@ -88,7 +89,7 @@ def stream_trouble(session: LiveSession) -> str | None:
     return session.watch.dead(session.io.counters, session.io.output_rate, session.clock())
 
 
-def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineConfig], object],
+def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineConfig], IOBase],
                       reinitialize: Callable[[], None], stopping: Callable[[float], bool],
                       say: Callable[[EngineEvent], None], timeout_s: float = RECONNECT_TIMEOUT_S) -> bool:
     """Reopens the session's devices (or the defaults) after `why`; the codec, timing and
@@ -100,9 +101,11 @@ def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineC
     config, live = session.config, session.source.live
     started = time.monotonic()
 
-    def prime(io) -> None:
+    def prime(io: IOBase) -> None:
         session.io = io
         if live:
+            # a live source is the microphone: its streams were opened with an input
+            assert io.input_ring is not None and io.input_rate is not None
             session.source = MicSource(io.input_ring, io.input_rate)
         session.sink = OutputSink(io.output_ring, io.output_rate, config.chunk_samples)
         session.sink.write_silence(session.timing.target + config.chunk_samples)

@@ -114,7 +114,7 @@ def _create_pair(folder: Path) -> tuple[Path, int, Path, int]:
 
 
 # Why a write failed, as a user would put it (the wording of app.audio.files' write errors).
-_WRITE_REASONS = {
+_WRITE_REASONS: dict[int | None, str] = {  # an OSError's errno may be None
     errno.ENOSPC: "no space left on device",
     errno.EFBIG: "file too large for the file system or for this process's size limit (ulimit -f)",
     errno.EDQUOT: "disk quota exceeded",

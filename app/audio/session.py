@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.audio.engine_config import MONITORS, EngineConfig
+from app.audio.io_base import IOBase
 from app.audio.metrics import EngineEvent, FrameMetrics, level_db
 from app.audio.recorder import SessionRecorder
-from app.audio.sources import OutputSink
+from app.audio.sources import OutputSink, Source
 from app.audio.splice import resample_to, splice
 from app.audio.stream_watch import StreamWatch
 from app.audio.timing import Correction, TimingController
@@ -33,12 +34,12 @@ class SessionClock:
     """The worker's time (s): the devices' own clock where they have one (FakeIO, so a test's
     ticks alone decide what plays), else perf_counter. It never goes back when streams reopen."""
 
-    def __init__(self, io: object) -> None:
+    def __init__(self, io: IOBase) -> None:
         self._device: Callable[[], float] | None = None
         self._base = 0.0
         self.follow(io)
 
-    def follow(self, io: object) -> None:
+    def follow(self, io: IOBase) -> None:
         now = self() if self._device is not None else 0.0
         self._device = getattr(io, "clock", None)
         self._base = now - self._device() if self._device is not None else 0.0
@@ -53,8 +54,8 @@ class LiveSession:
 
     config: EngineConfig
     codec: StreamingCodec
-    io: object
-    source: object
+    io: IOBase
+    source: Source
     sink: OutputSink
     timing: TimingController
     chunk: np.ndarray

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soxr
@@ -38,7 +39,8 @@ def resampler_slack(in_rate: int, out_rate: int, block: int) -> int:
     probe = _resampler(in_rate, out_rate)
     if probe is None:
         return 0
-    fed = produced = worst = 0
+    fed = produced = 0
+    worst = 0.0
     silence = np.zeros(block, np.float32)
     for _ in range(SLACK_PROBE_BLOCKS):
         fed += block
@@ -50,7 +52,7 @@ def resampler_slack(in_rate: int, out_rate: int, block: int) -> int:
 class MicSource:
     """Input ring at the device rate -> 24 kHz pending buffer, read in whole chunks."""
 
-    live = True
+    live: Literal[True] = True  # Literal: `if source.live` narrows a Source to MicSource
 
     def __init__(self, ring: RingBuffer, device_rate: int, block: int = 512, max_block: int = 1 << 16):
         self._ring = ring
@@ -102,7 +104,7 @@ class MicSource:
 class FileSource:
     """A file converted to 24 kHz mono, played in a loop."""
 
-    live = False
+    live: Literal[False] = False
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -122,7 +124,7 @@ class FileSource:
 class ToneSource:
     """A continuous-phase sine at a fixed level (default 440 Hz, -12 dBFS)."""
 
-    live = False
+    live: Literal[False] = False
 
     def __init__(self, frequency_hz: float = 440.0, level_db: float = -12.0):
         self._step = 2 * math.pi * frequency_hz / SAMPLE_RATE_HZ
@@ -135,6 +137,9 @@ class ToneSource:
         out *= self._amplitude
         self._phase = float((self._phase + self._step * len(out)) % (2 * math.pi))
         return True
+
+
+Source = MicSource | FileSource | ToneSource  # what the worker reads its chunks from
 
 
 class OutputSink:

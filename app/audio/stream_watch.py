@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.audio.io_base import IOCounters
+
 STALL_S = 2.0  # no output callback for this long while streaming: the stream is dead
 # A window of STALL_S in which at least this share of at least this many output callbacks came
 # flagged: the device is failing, not late (under CPU load a few in ten are flagged, not all).
@@ -38,7 +40,7 @@ class StreamWatch:
         """New streams count from zero."""
         self.frames = -1
 
-    def dead(self, counters: object, rate: float, now: float) -> str | None:
+    def dead(self, counters: IOCounters, rate: float, now: float) -> str | None:
         frames, callbacks, xruns = counters.output_frames, counters.output_callbacks, counters.output_xruns
         if self.frames < 0 or frames < self.frames:
             self.frames, self.moved_at = frames, now

@@ -180,7 +180,7 @@ class AudioIO(IOBase):
                 continue
             try:
                 stream.close()  # close() stops an active stream first
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - closing what is left: a device that is gone cannot close cleanly
                 pass
             setattr(self, attr, None)
 

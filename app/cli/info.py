@@ -21,7 +21,7 @@ def add_info(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_info)
 
 
-def info_summary(codec) -> dict:  # noqa: ANN001 - a StreamingCodec (onnxruntime stays out of this module)
+def info_summary(codec) -> dict:  # a StreamingCodec (onnxruntime stays out of this module)
     """What `info --json` prints: the contract's numbers and the codec's run settings."""
     contract = codec.contract
     k_max = int(contract.num_codebooks)

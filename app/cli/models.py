@@ -53,7 +53,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     bar = None
 
-    def progress(p) -> None:  # noqa: ANN001 - an app.models.download.DownloadProgress
+    def progress(p) -> None:  # an app.models.download.DownloadProgress
         nonlocal bar
         if bar is None:
             bar = tqdm(total=p.total_bytes, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,

@@ -47,7 +47,7 @@ def add_roundtrip(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_roundtrip)
 
 
-def _progress(total_chunks: int, duration_s: float):  # noqa: ANN202 - a tqdm bar (tqdm is imported here only)
+def _progress(total_chunks: int, duration_s: float):  # a tqdm bar (tqdm is imported here only)
     from tqdm import tqdm
 
     show = duration_s > PROGRESS_MIN_DURATION_S and sys.stderr.isatty()
@@ -55,7 +55,7 @@ def _progress(total_chunks: int, duration_s: float):  # noqa: ANN202 - a tqdm ba
                 desc=PROG, leave=False)
 
 
-def _stream(codec, chunks: Iterable[Any], sequential: bool) -> Generator[tuple, None, None]:  # noqa: ANN001 - a StreamingCodec
+def _stream(codec, chunks: Iterable[Any], sequential: bool) -> Generator[tuple, None, None]:  # a StreamingCodec
     """(codes, audio, encode ms, decode ms) per chunk: one after the other, or pipelined."""
     if not sequential:
         from app.codec.pipeline import pipelined

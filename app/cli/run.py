@@ -58,7 +58,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=cmd_run)
 
 
-def _metrics_row(m) -> dict:  # noqa: ANN001 - an app.audio.metrics chunk record
+def _metrics_row(m) -> dict:  # an app.audio.metrics chunk record
     row = {name: getattr(m, name) for name in m.__slots__ if name != "codes"}
     row["codes"] = m.codes.tolist()
     return row

@@ -46,7 +46,7 @@ class Interrupted(KeyboardInterrupt):
         return "Ctrl-C" if self.signum == signal.SIGINT else signal.Signals(self.signum).name
 
 
-def _running_qt_app():  # noqa: ANN202 - a QCoreApplication, or None (Qt is only looked up, never imported)
+def _running_qt_app():  # a QCoreApplication, or None (Qt is only looked up, never imported)
     qtcore = sys.modules.get("PySide6.QtCore")
     if qtcore is None:
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -83,7 +84,14 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return percentiles(values, (50, 95, 99), digits=2)
 
 
-def run_side(make: Callable[[], Codec], pcm: np.ndarray) -> dict:
+class BenchCodec(Codec, Protocol):
+    """A codec whose KV length can be read: StreamingCodec, or the naive loop."""
+
+    @property
+    def kv_length(self) -> tuple[int, int]: ...
+
+
+def run_side(make: Callable[[], BenchCodec], pcm: np.ndarray) -> dict:
     """Streams `pcm` frame by frame through what `make()` builds; returns its statistics."""
     process = psutil.Process()
     rss_start = process.memory_info().rss
@@ -99,7 +107,8 @@ def run_side(make: Callable[[], Codec], pcm: np.ndarray) -> dict:
             rss_settled = process.memory_info().rss
     cpu_s, wall_s = time.process_time() - cpu_start, time.perf_counter() - wall_start
     total = encode_ms + decode_ms
-    minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE] for m in range(-(-frames // FRAMES_PER_MINUTE))]
+    minutes = [total[m * FRAMES_PER_MINUTE : (m + 1) * FRAMES_PER_MINUTE]
+               for m in range(-(-frames // FRAMES_PER_MINUTE))]
     return {
         "frames": frames,
         "encode_ms": _quantiles(encode_ms),
@@ -136,8 +145,8 @@ def run_pipelined(make: Callable[[], StreamingCodec], pcm: np.ndarray) -> dict:
 
 
 def run_bench(
-    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW, int8: str | None = None,
-    naive: bool = True,
+    folder: Path, frames: int, threads: int | None = None, kv_window: int | None = DEFAULT_KV_WINDOW,
+    int8: str | None = None, naive: bool = True,
 ) -> dict:
     """Naive loop first, then the app's settings (and its int8 copy if asked), on the same input.
 
@@ -147,7 +156,8 @@ def run_bench(
     pcm = bench_input(frames)
     tuned = threads is None
     threads = threads or tuned_threads(folder)
-    settings = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window, "spinning": False}
+    settings: dict[str, object] = {"threads": threads, "threads_tuned": tuned, "kv_window": kv_window,
+                                   "spinning": False}
 
     def app_codec(model: Path, threads: int = threads) -> StreamingCodec:
         codec = StreamingCodec(model, threads=threads, kv_window=kv_window)

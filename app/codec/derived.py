@@ -126,11 +126,12 @@ def write_record(folder: Path, sources: Iterable[Path], tag: str = "", files: It
     """Records in `folder` what it was made from and the checksum of each of `files` (names in
     `folder`, hashed now: call it once they are complete). Raises OSError if it cannot."""
     folder = Path(folder)
-    entries = {}
+    entries: dict[str, dict] = {}
     for name in files:
         stamp = _stamp(folder / name)
-        entries[name] = {"sha256": sha256_of(folder / name), **stamp}
-        _verified[str(folder / name)] = (entries[name]["sha256"], stamp)
+        digest = sha256_of(folder / name)
+        entries[name] = {"sha256": digest, **stamp}
+        _verified[str(folder / name)] = (digest, stamp)
     record = Record(kind or folder.parent.name, tag, tuple(str(Path(s).resolve()) for s in sources), entries)
     _write(folder, record)
 

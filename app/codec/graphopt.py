@@ -101,7 +101,8 @@ class _Builder:
     """Adds nodes and constants with names unique to one rewritten layer."""
 
     def __init__(self, graph: onnx.GraphProto, prefix: str) -> None:
-        self.graph, self.prefix, self.nodes, self.count = graph, prefix, [], 0
+        self.graph, self.prefix, self.count = graph, prefix, 0
+        self.nodes: list[onnx.NodeProto] = []
 
     def const(self, name: str, value: np.ndarray) -> str:
         full = f"{self.prefix}/{name}"
@@ -116,7 +117,8 @@ class _Builder:
     def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs) -> str:
         self.count += 1
         out = output or f"{self.prefix}/{op_type}_{self.count}"
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"{self.prefix}/{op_type}_{self.count}", **attrs))
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"{self.prefix}/{op_type}_{self.count}",
+                                           **attrs))
         return out
 
 
@@ -333,7 +335,8 @@ def optimized_model_path(path: Path, cache_dir: Path | None = None, min_weights:
             if problem is not None:
                 target.unlink()
         if problem is not None:
-            log.log(logging.INFO if rewritten == 0 else logging.WARNING, "graph rewrite not used for %s: %s", path, problem)
+            log.log(logging.INFO if rewritten == 0 else logging.WARNING, "graph rewrite not used for %s: %s",
+                    path, problem)
             note.parent.mkdir(parents=True, exist_ok=True)
             note.write_text(problem + "\n", encoding="utf-8")
         # A copy whose checksum cannot be recorded would count as damaged next time: made again.

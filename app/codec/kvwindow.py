@@ -133,7 +133,7 @@ def probe_positions(
     try:
         first = dict(zip(present_names, session.run(present_names, {**base, **empty}), strict=False))
         second = dict(zip(present_names, session.run(present_names, {**base, **past}), strict=False))
-    except Exception:  # onnxruntime raises its own types; a graph that fails the probe is not trusted
+    except Exception:  # noqa: BLE001 - onnxruntime raises its own types; a graph that fails the probe is not trusted
         return PositionLayout.UNKNOWN
     key0, value0 = present_names[0], present_names[1] if len(present_names) > 1 else None
     new_keys = first[key0]

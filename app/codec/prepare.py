@@ -269,7 +269,7 @@ def _run_child(folder: Path, codebooks: int | None, optimize: bool, timeout_s: f
                               args=(sender, str(folder), codebooks, optimize, _parent_settings()))
     try:
         process.start()
-    except Exception as exc:  # noqa: BLE001 - no child: say so in one line
+    except Exception as exc:  # no child: say so in one line
         receiver.close()
         raise PrepareError(f"{folder}: cannot start the process that prepares the model ({one_line(exc)})") from exc
     sender.close()  # so the pipe reports EOF if the child dies before it answers

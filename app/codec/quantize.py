@@ -133,8 +133,9 @@ def measure_quality(
     # The copy was made from the rewritten graphs: nothing left to rewrite (and no note to keep for
     # a folder that is about to be renamed).
     quantized, decoder_only = (StreamingCodec(int8, threads=threads, optimize=False) for _ in range(2))
-    audio = {"reference": [], "quantized": [], "same_codes": []}
-    agree, times = [], {"reference": [], "quantized": []}
+    audio: dict[str, list[np.ndarray]] = {"reference": [], "quantized": [], "same_codes": []}
+    agree: list[float] = []
+    times: dict[str, list[float]] = {"reference": [], "quantized": []}
     for i in range(frames):
         chunk = pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]
         ref, own = roundtrip(reference, chunk), roundtrip(quantized, chunk)
@@ -144,13 +145,13 @@ def measure_quality(
         times["quantized"].append(own.compute_ms)
         agree.append(float(np.mean(own.codes == ref.codes)))
         audio["same_codes"].append(decoder_only.decode(ref.codes))
-    ref = np.concatenate(audio["reference"])
+    reference_audio = np.concatenate(audio["reference"])
     warm = min(25, frames // 2)  # leave out the first 2 s of timings: sessions warming up
     return Int8Quality(
         source=str(Path(original).resolve()),
         parts=parts,
-        snr_same_codes_db=_snr_db(ref, np.concatenate(audio["same_codes"])),
-        snr_end_to_end_db=_snr_db(ref, np.concatenate(audio["quantized"])),
+        snr_same_codes_db=_snr_db(reference_audio, np.concatenate(audio["same_codes"])),
+        snr_end_to_end_db=_snr_db(reference_audio, np.concatenate(audio["quantized"])),
         codes_agreement=round(float(np.mean(agree)), 4),
         ms_per_frame=round(float(np.median(times["quantized"][warm:])), 2),
         original_ms_per_frame=round(float(np.median(times["reference"][warm:])), 2),
@@ -225,7 +226,7 @@ def _make(
         prune_siblings(target)
     except ModelContractError:
         raise
-    except Exception as exc:  # noqa: BLE001 - onnx, onnxruntime and the file system raise many kinds
+    except Exception as exc:  # onnx, onnxruntime and the file system raise many kinds
         if damaged is not None:
             raise DerivedFileError.damaged(*damaged, exc) from exc
         raise ModelContractError(f"cannot make an int8 copy of {folder}: {one_line(exc)}") from exc

@@ -91,7 +91,8 @@ def parse_state_spec(path: Path) -> StateSpec:
             if match:
                 value = _positive_int(match.group(1), "num_codebooks", where)
                 if num_codebooks is not None and value != num_codebooks:
-                    raise ModelContractError(f"{where}: num_codebooks={value} contradicts num_codebooks={num_codebooks}")
+                    raise ModelContractError(
+                        f"{where}: num_codebooks={value} contradicts num_codebooks={num_codebooks}")
                 num_codebooks = value
             continue
         match = _SECTION_RE.match(line)

@@ -62,7 +62,8 @@ def measure_threads(folder: Path, threads: int) -> float:
     from .streaming import StreamingCodec
 
     codec = StreamingCodec(folder, threads=threads)
-    pcm = (0.1 * np.random.default_rng(0).standard_normal((WARMUP_FRAMES + TIMED_FRAMES) * FRAME_SIZE)).astype(np.float32)
+    samples = (WARMUP_FRAMES + TIMED_FRAMES) * FRAME_SIZE
+    pcm = (0.1 * np.random.default_rng(0).standard_normal(samples)).astype(np.float32)
     times = [step.wall_s for step in stream(codec, pcm, FRAME_SIZE)]
     return float(np.median(times[WARMUP_FRAMES:])) * 1000
 
@@ -95,7 +96,8 @@ def tuning_record(folder: Path | str, cache_dir: Path | None = None) -> dict | N
     """What was measured for `folder` on this machine ({"threads", "ms_per_frame", ...}), or None."""
     cores = physical_cores()
     known = _read(Path(cache_dir or data_dir()) / TUNING_FILE).get(_tuning_key(Path(folder), cores))
-    if isinstance(known, dict) and isinstance(known.get("threads"), int) and known["threads"] in thread_candidates(cores):
+    if (isinstance(known, dict) and isinstance(known.get("threads"), int)
+            and known["threads"] in thread_candidates(cores)):
         return known
     return None
 

@@ -1,4 +1,5 @@
-"""Model catalogue: the published Mimi streaming variants and where a local copy is (no network; download in app.models.download)."""
+"""Model catalogue: the published Mimi streaming variants and where a local copy is (no network;
+download in app.models.download)."""
 
 from app.config import HUB_REPO, INT8_PARTS, MODEL_FILES  # re-exported: the CLI and the GUI tests take them here
 from app.models.catalogue import (

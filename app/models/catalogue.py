@@ -82,7 +82,7 @@ def find_cached(name: str | Variant, cache_dir: Path | str | None = None) -> Pat
     files = [find_cached_file(f"{name}/{filename}", cache_dir) for filename in MODEL_FILES]
     if any(f is None for f in files):
         return None
-    folders = {f.parent for f in files}
+    folders = {f.parent for f in files if f is not None}  # (all are, by now)
     return folders.pop() if len(folders) == 1 else None
 
 

@@ -105,10 +105,8 @@ def list_models(cache_dir: Path | str | None = None) -> list[ModelStatus]:
     rows = []
     for v in VARIANTS:
         folder = find_cached(v, cache_dir)
-        if folder is not None:
-            size = sum((folder / f).stat().st_size for f in MODEL_FILES)
-        else:
-            size = v.size_mb * 1_000_000
+        size = (sum((folder / f).stat().st_size for f in MODEL_FILES) if folder is not None
+                else v.size_mb * 1_000_000)
         rows.append(ModelStatus(v.name, v.codebooks, v.weights, size, folder is not None, folder))
     return rows
 
@@ -422,7 +420,7 @@ def _download(name: str, budget: _Budget, cache_dir, endpoint, token, progress, 
         info = _metadata(budget, lambda: api.model_info(HUB_REPO, revision="main", files_metadata=True,
                                                         timeout=budget.timeout_s))
         entries = _file_entries(api, info, name, budget)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+    except Exception as exc:  # every failure becomes one line
         raise translate_download_error(exc, name, what, endpoint, cache_dir) from exc
     expected = _expected_files(entries, name, info.sha)
     agg = _Aggregator(name, sum(e.size or 0 for e in expected.values()), progress, cancel, budget)
@@ -443,12 +441,12 @@ def _download(name: str, budget: _Budget, cache_dir, endpoint, token, progress, 
             force = True
         budget.fetching(repo_path)
         try:
-            local = hf_hub_download(HUB_REPO, repo_path, revision=info.sha, cache_dir=cache_dir,
-                                    endpoint=endpoint, token=token, force_download=force,
-                                    etag_timeout=budget.timeout_s, tqdm_class=agg.tqdm_class())
-        except Exception as exc:  # noqa: BLE001
+            downloaded = hf_hub_download(HUB_REPO, repo_path, revision=info.sha, cache_dir=cache_dir,
+                                         endpoint=endpoint, token=token, force_download=force,
+                                         etag_timeout=budget.timeout_s, tqdm_class=agg.tqdm_class())
+        except Exception as exc:  # every failure is translated into one line
             raise translate_download_error(exc, name, repo_path, endpoint, cache_dir) from exc
-        local = Path(local)
+        local = Path(downloaded)
         problem = file_problem(local, exp)
         if problem is not None:
             _remove_from_cache(local)

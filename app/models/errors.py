@@ -6,6 +6,7 @@ Also the translation of huggingface_hub / httpx failures into them (on the downl
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterator
 
 from app.config import HUB_REPO
 from app.errors import AppError, one_line
@@ -43,7 +44,7 @@ class HubUnresponsive(DownloadError):
 # Error translation: huggingface_hub / httpx exceptions -> one line
 
 
-def _chain(exc: BaseException):
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))

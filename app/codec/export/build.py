@@ -142,7 +142,8 @@ def check_pair(folder: Path, encoder: StreamingEncoder, decoder: StreamingDecode
     streamed = np.concatenate(audio_onnx, axis=2)
     vs_transformers = _relative_error(streamed, reference[..., : streamed.shape[2]])
     if worst_audio > 1e-4 or vs_transformers > 1e-3:
-        raise ExportError(f"decoder: ONNX audio differs (vs torch step {worst_audio:.2e}, vs transformers {vs_transformers:.2e})")
+        raise ExportError(f"decoder: ONNX audio differs (vs torch step {worst_audio:.2e}, "
+                          f"vs transformers {vs_transformers:.2e})")
     return {"check_frames": int(codes.shape[2]), "decoder_rel_err_vs_torch": worst_audio,
             "decoder_rel_err_vs_transformers": vs_transformers}
 
@@ -176,7 +177,8 @@ def export_pair(out_dir: Path, codebooks: int = 8, weights: Path | None = None, 
         if fp16_weights:
             # The encoder's nearest-centroid search stays fp32 so both variants pick the same codes;
             # the decoder's tables go fp16 behind a Cast, like the published -fp16 decoders.
-            convert_weights_to_fp16(work / ENCODER_FILE, work / ENCODER_FILE, keep_fp32=lambda n: n.startswith("codebook"))
+            convert_weights_to_fp16(work / ENCODER_FILE, work / ENCODER_FILE,
+                                    keep_fp32=lambda n: n.startswith("codebook"))
             convert_weights_to_fp16(work / DECODER_FILE, work / DECODER_FILE)
         out_dir.mkdir(exist_ok=True)
         for name in (ENCODER_FILE, DECODER_FILE, SPEC_FILE):

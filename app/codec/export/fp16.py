@@ -30,7 +30,8 @@ def convert_weights_to_fp16(source: Path, target: Path, keep_fp32: Callable[[str
         weights = numpy_helper.to_array(init)
         half_name = f"{init.name}_fp16"
         kept.append(numpy_helper.from_array(weights.astype(np.float16), half_name))
-        casts.append(helper.make_node("Cast", [half_name], [init.name], name=f"{init.name}_to_fp32", to=onnx.TensorProto.FLOAT))
+        casts.append(helper.make_node("Cast", [half_name], [init.name], name=f"{init.name}_to_fp32",
+                                      to=onnx.TensorProto.FLOAT))
         converted += 1
     del graph.initializer[:]
     graph.initializer.extend(kept)

@@ -50,6 +50,14 @@ def _conv_slot(name: str, layer: nn.Module) -> ConvSlot | None:
     raise TypeError(f"not a Mimi convolution: {type(layer).__name__}")
 
 
+def _state_slot(name: str, layer: nn.Module) -> ConvSlot:
+    """The slot of a convolution the wrappers stream through directly (down/upsampling)."""
+    slot = _conv_slot(name, layer)
+    if slot is None:
+        raise NotImplementedError(f"Mimi configs with a stateless {name!r} convolution are not supported")
+    return slot
+
+
 def _seanet_slots(prefix: str, layers: nn.ModuleList) -> list[tuple[nn.Module, list[ConvSlot]]]:
     """Pairs each SEANet layer with the streaming slots it owns, named like the published spec."""
     plan = []
@@ -132,7 +140,8 @@ class StreamingTransformer(nn.Module):
         self.head_dim = config.head_dim
         if config.num_key_value_heads != config.num_attention_heads:
             raise NotImplementedError("grouped-query attention is not part of Mimi")
-        inv_freq = 1.0 / (config.rope_parameters["rope_theta"] ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
+        exponents = torch.arange(0, self.head_dim, 2).float() / self.head_dim
+        inv_freq = 1.0 / (config.rope_parameters["rope_theta"] ** exponents)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
         # Reference only (never exported): hide keys older than (call start - window), the same keys
         # a cache trimmed to `window` entries before each call holds.
@@ -192,7 +201,7 @@ class StreamingEncoder(nn.Module):
         self.plan = _seanet_slots("enc", self.seanet.layers)
         self.transformer = StreamingTransformer(encoder.encoder_transformer)
         self.downsample_conv = encoder.downsample  # registered so its weights trace as parameters
-        self.downsample = _conv_slot("ds", encoder.downsample)
+        self.downsample = _state_slot("ds", encoder.downsample)
         self.slots = [slot for _, slots in self.plan for slot in slots] + [self.downsample]
         self.num_layers = len(self.transformer.layers)
         quantizer = model.quantizer
@@ -240,7 +249,7 @@ class StreamingDecoder(nn.Module):
         super().__init__()
         decoder = model.decoder
         self.upsample_conv = decoder.upsample  # registered so its weights trace as parameters
-        self.upsample = _conv_slot("us", decoder.upsample)
+        self.upsample = _state_slot("us", decoder.upsample)
         self.transformer = StreamingTransformer(decoder.decoder_transformer)
         self.seanet = decoder.decoder_seanet
         self.plan = _seanet_slots("dec", self.seanet.layers)
@@ -274,9 +283,11 @@ class StreamingDecoder(nn.Module):
         return (x, *new_states, *present)
 
 
-def initial_state(wrapper: StreamingEncoder | StreamingDecoder, batch: int = 1, past_len: int = 0) -> list[torch.Tensor]:
+def initial_state(wrapper: StreamingEncoder | StreamingDecoder, batch: int = 1,
+                  past_len: int = 0) -> list[torch.Tensor]:
     """Zero conv states and a KV cache of `past_len` (zeros) per layer."""
     transformer = wrapper.transformer
     conv = [torch.zeros(1, slot.channels, slot.temporal) for slot in wrapper.slots]
-    kv = [torch.zeros(batch, transformer.num_heads, past_len, transformer.head_dim) for _ in range(2 * wrapper.num_layers)]
+    kv = [torch.zeros(batch, transformer.num_heads, past_len, transformer.head_dim)
+          for _ in range(2 * wrapper.num_layers)]
     return conv + kv
