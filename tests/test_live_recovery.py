@@ -4,8 +4,8 @@
 is played into a combine sink feeding the app's microphone and the speaker at once; one
 recording of speaker.monitor gives the TRUE delay at each chirp (tests/chirps.py), independent of
 the app's own estimate. Each test disturbs the running app and checks that, within 10 s of the
-disturbance ending, the delay is back within 25 ms of where it was before, and that the app
-said what happened.
+disturbance ending, the delay is back within 25 ms of where it was before (after a freeze:
+within 5 s and 10 ms), and that the app said what happened.
 
 The model is the tiny fixture unless MIMI_LIVE_TEST_MODEL names another (the full-size stand-in
 for the numbers in the README).
@@ -61,8 +61,9 @@ class ChirpSession:
         signal_, _ = chirp_train(seconds, SPACING_S)
         self.wav = tmp_path / "chirps.wav"
         sf.write(str(self.wav), signal_, RATE)
+        self.metrics = tmp_path / "metrics.jsonl"
         command = command or [sys.executable, "-m", "app", "run", "--model", _model(), "--bypass", "--json",
-                              "--duration", str(seconds + 8)]
+                              "--duration", str(seconds + 8), "--metrics-out", str(self.metrics)]
         self.app = subprocess.Popen(command, env=env or server.env, cwd=REPO, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
@@ -107,17 +108,22 @@ def _settled(delays, start: float, end: float) -> float:
     return float(np.percentile(values, 25))
 
 
-def _assert_back(delays, disturbance_ended_s: float) -> None:
-    """Within RECOVERY_S of the disturbance's end, the delay has settled where it was before."""
+def _assert_back(delays, disturbance_ended_s: float, within_s: float = RECOVERY_S,
+                 tolerance_ms: float = TOLERANCE_MS) -> None:
+    """Within `within_s` of the disturbance's end, the delay has settled where it was before."""
     steady = _settled(delays, *STEADY_S)
-    end = disturbance_ended_s + RECOVERY_S
+    end = disturbance_ended_s + within_s
     after = _settled(delays, end - 3, end + 1)
-    assert abs(after - steady) < TOLERANCE_MS, (steady, after, delays)
+    assert abs(after - steady) < tolerance_ms, (steady, after, delays)
 
 
-def _report(name: str, delays, summary: dict) -> None:
+def _report(name: str, delays, summary: dict, metrics: Path | None = None) -> None:
     print(f"\n{name}: true delay per chirp (s, ms): {[(round(t, 1), d and round(d, 1)) for t, d in delays]}")
     print(f"{name}: summary {json.dumps({k: summary.get(k) for k in ('latency_ms', 'underruns', 'xruns', 'dropped_frames', 'skipped_ms', 'stretched_ms', 'timing')})}")
+    if metrics is not None and metrics.exists():  # the app's own view, a line a second: what a failure needs
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()][::12]
+        print(f"{name}: app (session s, target ms, in flight ms): "
+              f"{[(round(r['session_s']), round(r['target_ms']), round(r['queue_ms'] + r['encode_ms'] + r['decode_ms'] + r['output_buffer_ms'])) for r in rows]}")
 
 
 def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) -> None:
@@ -127,8 +133,11 @@ def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) ->
     time.sleep(1.5)
     os.kill(session.app.pid, signal.SIGCONT)
     delays, summary, err = session.finish()
-    _report("freeze", delays, summary)
-    _assert_back(delays, DISTURB_AT_S + 1.5)
+    _report("freeze", delays, summary, session.metrics)
+    # A freeze leaves nothing to cover: what is left of the pile-up is spliced away, and neither
+    # the chunks that waited for it nor the callbacks catching up raise the target (a 16-27 ms
+    # ratchet before). Measured: back within 3 ms of steady 2 s after.
+    _assert_back(delays, DISTURB_AT_S + 1.5, within_s=5.0, tolerance_ms=10.0)
     assert summary["skipped_ms"] > 500  # the input the server kept during the freeze was dropped
     assert "dropped out" in err or summary["xruns"] > 0  # and the app said so
 
@@ -144,7 +153,7 @@ def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp
             process.kill()
             process.wait()
     delays, summary, _ = session.finish()
-    _report("cpu load", delays, summary)
+    _report("cpu load", delays, summary, session.metrics)
     _assert_back(delays, DISTURB_AT_S + 15)
 
 

@@ -178,10 +178,11 @@ def new_dropout(session: LiveSession) -> tuple[int, str] | None:
     counters = session.io.counters
     if not session.aligned:
         return None
-    session.timing.set_output_block(math.ceil(device_burst(session) * SAMPLE_RATE_HZ / session.io.output_rate))
     missing = counters.underrun_samples - session.seen_underrun_samples
     xruns = counters.input_xruns + counters.output_xruns
     new_xruns = xruns - session.seen_xruns
+    calm = missing <= 0 and new_xruns <= 0 and not session.timing.recovering
+    session.timing.set_output_block(math.ceil(device_burst(session, calm) * SAMPLE_RATE_HZ / session.io.output_rate))
     session.seen_xruns = xruns
     if missing <= 0 and new_xruns <= 0:
         return None
@@ -195,17 +196,20 @@ def new_dropout(session: LiveSession) -> tuple[int, str] | None:
     return round(max(0, missing) * SAMPLE_RATE_HZ / session.io.output_rate), cause
 
 
-def device_burst(session: LiveSession) -> int:
+def device_burst(session: LiveSession, calm: bool = True) -> int:
     """The most output the device has taken at once, in device samples (worker thread).
 
     A callback's block is not the whole story: PipeWire runs its graph in quanta (e.g. 1024
     samples at 48 kHz) and calls the app several times in a row within one, so the queue drops by
     a quantum at once. Between two looks of the worker, whatever was taken beyond the steady rate
-    is such a burst."""
+    is such a burst. Only calm looks count (`calm`: no dropout, not winning one back, the worker
+    on time): callbacks catching up after a freeze are a burst too, and covering one would keep
+    the delay up for the rest of the session."""
     counters, now = session.io.counters, session.clock()
     frames = counters.output_frames
     burst = 0
-    if session.burst_frames >= 0:
+    on_time = now - session.burst_at < 2 * session.config.chunk_ms / 1000
+    if session.burst_frames >= 0 and calm and on_time:
         steady = (now - session.burst_at) * session.io.output_rate
         burst = int(frames - session.burst_frames - steady)
     session.burst_frames, session.burst_at = frames, now

@@ -15,7 +15,8 @@ The target. The speaker queue must never run dry, so in flight must cover the lo
 chunk will have, plus one output device block and a small margin. The cover is measured, not
 guessed:
 - calm chunks (not part of a disturbance, see below) are remembered for `calm_memory_s`: the
-  cover is the longest wait among them, so the jitter the machine really has is covered;
+  cover is the longest wait among them, so the jitter the machine really has is covered (a wait
+  seen only once, for `single_memory_s`);
 - any chunk, calm or not, is covered for `recent_memory_s`: during a disturbance (other
   programs taking the CPU, a model switch) the target rises as far as needed, and falls back a
   few seconds after the cause is gone (hysteresis, not a ratchet);
@@ -29,7 +30,13 @@ Getting back to the target:
 - input that piled up beyond one chunk while the worker was stalled is dropped in whole frames
   before the next read (`frames_to_drop`; the audio source crossfades over the gap);
 - a lasting excess is spliced out of the chunks about to play, at most `max_shrink_share` of
-  each (crossfaded, see splice.py); a lasting shortfall is spliced in, more gently;
+  each (crossfaded, see splice.py); a lasting shortfall is spliced in, more gently. In steady
+  state the band around the target is a device block wide, so a queue that moves in blocks is
+  not spliced back and forth; while winning back a disturbance it is `tolerance_s` alone, and
+  the chunks that waited for a pile-up (input the worker could not read while it was stalled)
+  neither raise the cover nor count as calm: after a freeze the delay is back within a second
+  or two, not after a long resampling;
+- an offset that the band hides is spliced away once the smoothed reading shows it;
 - small, slow departures (clock drift between microphone and speaker) are resampled away a
   sample or two per chunk.
 Everything removed or added is counted, and the worker tells the user when the delay rose and
@@ -55,6 +62,7 @@ class TimingPolicy:
     min_device_block_s: float = 0.010
     calm_memory_s: float = 120.0  # how long a calm chunk's wait stays covered
     calm_block_s: float = 2.0  # granularity of that memory (one maximum per block)
+    single_memory_s: float = 20.0  # ... but a wait seen in one block only stays covered this long
     recent_memory_s: float = 3.0  # how long any chunk's wait stays covered (the hysteresis)
     trust_s: float = 10.0  # calm history needed before the warm-up estimate is let go
     # The cover never goes below this: a light model's waits are tiny, but the machine still
@@ -81,6 +89,8 @@ class TimingPolicy:
     drift_gain: float = 1 / 125  # fraction of the smoothed error corrected per chunk...
     drift_integral_gain: float = 1 / 40_000  # ...plus its running sum, so a steady drift leaves no offset
     drift_smoothing: float = 0.02  # EMA weight of the newest in-flight reading (~4 s at 80 ms)
+    smoothed_tolerance_s: float = 0.008  # the smoothed reading may sit this far off target before a splice
+    smoothed_min_chunks: int = 25  # ... once it averages this many readings (2 s)
     settle_s: float = 1.0  # on target this long after a disturbance: the delay is back
     event_interval_s: float = 5.0  # at most one "fell behind" message per this long
 
@@ -115,8 +125,11 @@ class TimingController:
         self._held = False
         self._errors: collections.deque[float] = collections.deque(maxlen=self.policy.patience_chunks)
         self._ema: float | None = None
+        self._ema_count = 0  # readings in the smoothed reading since it last started
         self._drift_rate = 0.0  # samples per chunk the integral term adds
         self._splicing = 0  # -1 splicing out, +1 splicing in, 0 not
+        self._winning_back = False  # after a dropout, a pile-up or a disturbance, until back on target
+        self._taint_next = 0  # chunks after a pile-up that are not remembered as calm
         self.in_flight = 0.0  # the latest reading, samples
         # Counters (samples unless named otherwise), cumulative since start.
         self.spliced_out = 0
@@ -135,14 +148,25 @@ class TimingController:
     @property
     def cover_s(self) -> float:
         """The longest wait the target covers now."""
+        return max(self._calm_cover_s(), self._recent_cover_s())
+
+    def _calm_cover_s(self) -> float:
+        # A wait seen in two blocks of the calm memory is the machine's: covered for the whole
+        # memory. One seen once (a hiccup as a load ends) is covered for `single_memory_s`.
         p = self.policy
-        calm = max((block[1] for block in self._calm_blocks), default=0.0)
+        waits = sorted((block[1] for block in self._calm_blocks), reverse=True)
+        newest = self._calm_blocks[-1][0] if self._calm_blocks else 0.0
+        fresh = max((b[1] for b in self._calm_blocks if newest - b[0] <= p.single_memory_s), default=0.0)
+        calm = max(fresh, waits[1] if len(waits) > 1 else 0.0)
         trusted = self._calm_since is not None and self._calm_blocks and \
             self._calm_blocks[-1][0] - self._calm_since >= p.trust_s
         if not trusted:
             calm = max(calm, self.initial_cover_s)
+        return max(p.min_cover_s, calm)
+
+    def _recent_cover_s(self) -> float:
         recent = max((wait for _, wait in self._recent), default=0.0)
-        return max(p.min_cover_s, calm, min(recent, p.cover_cap_chunks * self.chunk_samples / self.rate))
+        return min(recent, self.policy.cover_cap_chunks * self.chunk_samples / self.rate)
 
     @property
     def target(self) -> int:
@@ -153,6 +177,11 @@ class TimingController:
     def device_block(self) -> int:
         """The output granularity covered (samples): the largest block seen, or the floor."""
         return max(self.output_block, round(self.policy.min_device_block_s * self.rate))
+
+    @property
+    def recovering(self) -> bool:
+        """Winning back a dropout, a pile-up or a disturbance (until back on target)."""
+        return self._winning_back
 
     @property
     def drift_ppm(self) -> float:
@@ -175,6 +204,14 @@ class TimingController:
 
     def note_dropped(self, frames: int) -> None:
         self.dropped_frames += frames
+        if frames > 0:
+            # Input piled up: the worker was stalled. The chunks around it, and the next few
+            # while what is left of the pile-up drains, wait for the stall, not for jitter the
+            # machine has: none of them may set the cover for the next two minutes.
+            self._winning_back = True
+            self._taint_next = self.policy.episode_window
+            for entry in self._pending:
+                entry[2] = True
 
     def first_chunk_silence(self, level: int, backlog: int, compute_s: float) -> int:
         """Silence to add before the first chunk so it lands behind a full target (samples)."""
@@ -197,13 +234,14 @@ class TimingController:
         if not adjust_level:
             return Correction()
         correction = self._plan(self.in_flight)
-        self._follow_recovery(now, correction)
+        self._follow_recovery(now)
         return correction
 
     def note_underrun(self, now: float, missing: int, cause: str) -> None:
         """The listener heard a gap: the speaker queue ran dry for `missing` samples, or (with
         missing 0) the device itself reported one. Said once per disturbance; the delay a dry
         queue adds is in the next readings, so the target needs no push from here."""
+        self._winning_back = True
         if self._behind_since is None:
             self._behind_since = now
             self._removed_at_behind = self.spliced_out + self.dropped_frames * FRAME_SIZE
@@ -217,6 +255,7 @@ class TimingController:
     def hold_disturbed(self, held: bool, now: float) -> None:
         """The worker knows a disturbance is under way (a model or codebook switch loading, and a
         few seconds after it lands): none of its chunks is remembered as calm."""
+        self._winning_back = self._winning_back or held
         if self._held and not held:
             self._disturbed_until = max(self._disturbed_until, now + self.policy.recent_memory_s)
         self._held = held
@@ -235,18 +274,22 @@ class TimingController:
 
     def _observe(self, now: float, wait_s: float, catching_up: bool = False) -> None:
         p = self.policy
-        self._recent.append((now, wait_s))
+        after_pile_up = self._taint_next > 0
+        self._taint_next = max(0, self._taint_next - 1)
+        if not after_pile_up:  # the pile-up was dropped: covering its waits would only add delay
+            self._recent.append((now, wait_s))
         while self._recent and now - self._recent[0][0] > p.recent_memory_s:
             self._recent.popleft()
         self._elevated.append(wait_s > self._elevated_above())
         if sum(self._elevated) >= p.episode_elevated:
             if now >= self._disturbed_until:
                 self.episodes += 1
+            self._winning_back = True
             self._disturbed_until = now + p.recent_memory_s
             for entry in self._pending:
                 entry[2] = True
         stall = wait_s > p.stall_chunks * self.chunk_samples / self.rate
-        tainted = now < self._disturbed_until or self._held or stall or catching_up
+        tainted = now < self._disturbed_until or self._held or stall or catching_up or after_pile_up
         self._pending.append([now, wait_s, tainted])
         if len(self._pending) > p.episode_window:
             when, wait, tainted = self._pending.popleft()
@@ -274,10 +317,10 @@ class TimingController:
         p, n = self.policy, self.chunk_samples
         target = self.target
         self._errors.append(in_flight - target)
-        # Splicing starts once the error has lasted beyond the tolerance (the queue moves in
-        # device blocks) and goes on until the error is a quarter of that: a band, so readings
-        # that jitter around the tolerance do not start and stop it chunk by chunk.
-        tolerance = p.tolerance_s * self.rate + self.device_block
+        # Splicing starts once the error has lasted beyond the tolerance and goes on until the
+        # error is a quarter of that: a band, so readings that jitter around the tolerance do not
+        # start and stop it chunk by chunk.
+        tolerance = self._tolerance()
         release = tolerance / 4
         fade = round(p.crossfade_s * self.rate)
         full = len(self._errors) == p.patience_chunks
@@ -296,35 +339,73 @@ class TimingController:
             self._after_splice(in_flight, amount)
             self.spliced_in += amount
             return Correction(amount, splice=True)
+        # The smoothed reading: the mean since the last step change, then an EMA (~4 s).
+        self._ema_count += 1
+        weight = max(p.drift_smoothing, 1 / self._ema_count)
+        self._ema = in_flight if self._ema is None else self._ema + weight * (in_flight - self._ema)
+        # A lasting offset inside the band (a large device block's band can hide 40 ms): once the
+        # mean has settled it is spliced away, so resampling only ever sees a few milliseconds.
+        offset = self._ema - target
+        if self._ema_count >= p.smoothed_min_chunks and abs(offset) > p.smoothed_tolerance_s * self.rate:
+            amount = int(max(-p.max_shrink_share * n, min(p.max_grow_share * n, -offset)))
+            self._ema += amount
+            self._shift_readings(amount)
+            self.spliced_out += max(0, -amount)
+            self.spliced_in += max(0, amount)
+            return Correction(amount, splice=True)
         # Clock drift: steer the smoothed reading back to the target, a sample or two at a time.
-        self._ema = in_flight if self._ema is None else self._ema + p.drift_smoothing * (in_flight - self._ema)
         limit = max(1, round(n * p.drift_max_ppm / 1e6))
         error = target - self._ema
         self._drift_rate = max(-limit, min(limit, self._drift_rate + error * p.drift_integral_gain))
         adjust = int(max(-limit, min(limit, round(self._drift_rate + error * p.drift_gain))))
         return Correction(adjust, splice=False)
 
+    def _tolerance(self) -> float:
+        """How far in flight may sit off target before a splice (samples).
+
+        The readings move in device blocks, so in steady state the band is a block wider: a
+        queue that is on target is not spliced back and forth. While winning back a dropout or a
+        pile-up it is not: what is left after whole frames were dropped is spliced away now, not
+        resampled away over tens of seconds (a 40 ms block would otherwise leave up to 45 ms).
+        The patience window's lowest (highest) reading must clear the band, so jitter alone does
+        not start a splice either way.
+        """
+        band = self.policy.tolerance_s * self.rate
+        return band if self._winning_back else band + self.device_block
+
     def _after_splice(self, in_flight: float, change: int) -> None:
         # The readings so far were taken before this change: shift them, so a lasting excess
         # keeps being spliced out chunk after chunk instead of waiting out the patience again.
-        self._errors = collections.deque((e + change for e in self._errors), maxlen=self.policy.patience_chunks)
-        self._ema = in_flight + change
+        # The level just stepped: the smoothed reading starts again from the readings after it.
+        self._shift_readings(change)
+        self._ema = None
+        self._ema_count = 0
 
-    def _follow_recovery(self, now: float, correction: Correction) -> None:
-        """After a disturbance: once on target for `settle_s`, say the delay is back."""
-        if self._behind_since is None:
+    def _shift_readings(self, change: int) -> None:
+        self._errors = collections.deque((e + change for e in self._errors), maxlen=self.policy.patience_chunks)
+
+    def _follow_recovery(self, now: float) -> None:
+        """After a disturbance: once on target for `settle_s`, the delay is back (and said so if
+        the listener heard a gap). On target: the recent readings (shifted by any splice since)
+        straddle the target within the narrow band, and the disturbance has passed."""
+        if not self._winning_back:
             return
-        tolerance = self.policy.tolerance_s * self.rate + self.device_block
-        on_target = abs(self.in_flight + correction.samples - self.target) <= tolerance \
-            and now >= self._disturbed_until
+        band = self._tolerance()
+        # The cover must be down to what calm chunks need too, or the excess left when it falls
+        # would be met by the wide band.
+        on_target = min(self._errors) <= band and max(self._errors) >= -band and now >= self._disturbed_until \
+            and self._recent_cover_s() <= self._calm_cover_s()
         if not on_target:
             self._on_target_since = None
             return
         if self._on_target_since is None:
             self._on_target_since = now
-        if now - self._on_target_since >= self.policy.settle_s:
+        if now - self._on_target_since < self.policy.settle_s:
+            return
+        if self._behind_since is not None:
             removed = self.spliced_out + self.dropped_frames * FRAME_SIZE - self._removed_at_behind
             self.events.append(("recovered", f"delay back to normal after {self._behind_cause} "
                                              f"({removed * 1000 / self.rate:.0f} ms of audio skipped to win it back)"))
-            self._behind_since = None
-            self._on_target_since = None
+        self._behind_since = None
+        self._on_target_since = None
+        self._winning_back = False
