@@ -274,7 +274,7 @@ def test_recording_writes_input_and_reconstruction_readable_while_running(tmp_pa
     input_path, output_path = map(type(tmp_path), engine.info["recording"])
     # Still recording: the headers are up to date once the writer thread has the chunks.
     for path in (input_path, output_path):
-        assert eventually(lambda: sf.info(str(path)).frames == frames * FRAME_SIZE)
+        assert eventually(lambda path=path: sf.info(str(path)).frames == frames * FRAME_SIZE)
     recorded, rate = sf.read(str(input_path), dtype="float32")
     assert rate == SAMPLE_RATE_HZ
     np.testing.assert_allclose(recorded, signal[: len(recorded)], atol=1 / 32768)
@@ -291,7 +291,8 @@ def test_generated_sources_are_paced_by_the_speaker(tmp_path, source: str) -> No
                  threaded=False)
     played = drive(engine, ios[0], None, ticks=250)  # 5 s
     start = offset_samples(engine)
-    assert np.abs(played[start:]).min() >= 0 and np.count_nonzero(played[start + FADE_SAMPLES:]) > 0.99 * (len(played) - start - FADE_SAMPLES)
+    assert (np.abs(played[start:]).min() >= 0
+            and np.count_nonzero(played[start + FADE_SAMPLES:]) > 0.99 * (len(played) - start - FADE_SAMPLES))
     summary = engine.stop()
     assert summary["underruns"] == 0
     assert 55 <= summary["frames"] <= 66  # 5 s is 62.5 frames: no runaway production
