@@ -163,7 +163,7 @@ def test_codec_without_the_pattern_offers_only_k(tmp_path: Path) -> None:
 
     codec = StreamingCodec(folder)
     assert codec.codebook_choices == (8,)
-    assert "reads its table from Identity" in codec.codebook_note
+    assert "reads its table from Identity" in (codec.codebook_note or "")
     assert codec.decode(np.zeros((8, 2), np.int64)).shape == (2 * 1920,)
     with pytest.raises(InputError, match="reads its table from Identity"):
         StreamingCodec(folder, codebooks=4)

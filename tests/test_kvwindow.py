@@ -155,7 +155,7 @@ def test_trim_keeps_newest_rotates_only_keys(rng: np.random.Generator) -> None:
     unknown = KVWindow(5, PositionLayout.UNKNOWN, 8, model_name="decoder_model.onnx")
     assert growing.trim(kv) is kv and unknown.trim(kv) is kv
     assert growing.effective is None and growing.warning is None
-    assert unknown.effective is None and "unknown position layout in decoder_model.onnx" in unknown.warning
+    assert unknown.effective is None and "unknown position layout in decoder_model.onnx" in (unknown.warning or "")
     assert KVWindow(5, PositionLayout.FROZEN, 8).effective == 5
     with pytest.raises(ValueError):
         KVWindow(0, PositionLayout.DYNAMIC, 8)

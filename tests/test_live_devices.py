@@ -54,7 +54,9 @@ def test_streaming_survives_the_audio_server_restarting(own_pulse_server) -> Non
     assert _rms(played) > 0.05  # the tone plays again after the restart
     # The gap: up to STALL_S to see the stream is dead, then the server's downtime and start (what
     # "audio is back, after X s" says); plus 1.5 s for the start of the run. The rest streamed.
-    gap_s = float(re.search(r"audio is back, after ([0-9.]+) s", err).group(1))
+    back = re.search(r"audio is back, after ([0-9.]+) s", err)
+    assert back is not None, err
+    gap_s = float(back.group(1))
     assert summary["frames"] >= (16 - STALL_S - gap_s - 1.5) * FRAME_RATE_HZ
 
 

@@ -22,7 +22,7 @@ import pytest
 from app.cli import main
 from app.models import resolve_model, verify_cached
 from app.models.catalogue import manifest_path
-from app.models.download import download_variant, list_models
+from app.models.download import DownloadProgress, download_variant, list_models
 from app.models.errors import CorruptModel, DownloadCancelled, DownloadError, NotDownloaded, UnknownModel
 from conftest import model_dir
 from fakehub import COMMIT, FakeHub
@@ -71,7 +71,7 @@ def closed_port() -> int:
 
 
 def test_download_reports_progress_and_lands_in_the_hf_cache(hub, cache):
-    reports = []
+    reports: list[DownloadProgress] = []
     folder = fetch(hub, cache, progress=reports.append)
     fixture = model_dir("tiny-8cb")
     assert folder == cache / "models--BMekiker--mimi-onnx-streaming" / "snapshots" / COMMIT / V8
