@@ -84,14 +84,12 @@ class PipeWireServer(PulseServer):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _spawn(self, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.runtime_dir / f"{name}.log", "wb")
-        try:
-            proc = subprocess.Popen([name, *args], env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT)
-        except OSError as exc:
-            raise PipeWireUnavailable(f"{name} did not start ({exc})") from exc
-        finally:
-            log.close()
+        with open(self.runtime_dir / f"{name}.log", "wb") as log:
+            try:
+                proc = subprocess.Popen([name, *args], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT)
+            except OSError as exc:
+                raise PipeWireUnavailable(f"{name} did not start ({exc})") from exc
         self._daemons.append(proc)
         return proc
 

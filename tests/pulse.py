@@ -59,7 +59,7 @@ class SpeakerRecorder:
     def __init__(self, server: PulseServer, path: Path, rate_hz: int = RECORD_RATE_HZ) -> None:
         self.path = path
         self.rate_hz = rate_hz
-        self._file = open(path, "wb")
+        self._file = open(path, "wb")  # noqa: SIM115 - parec writes it until stop() closes it
         self._proc = subprocess.Popen(
             ["parec", "--device=speaker.monitor", "--format=float32le", f"--rate={rate_hz}",
              "--channels=1", "--raw", "--latency-msec=20"],

@@ -40,7 +40,7 @@ class SilentServer:
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(64)
-        self.endpoint = "http://127.0.0.1:%d" % self._sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         self.accepted: list[socket.socket] = []
         self._stop = threading.Event()
 

@@ -89,6 +89,7 @@ def events(engine: Engine) -> list[EngineEvent]:
 def offset_samples(engine: Engine) -> int:
     """Where the first processed chunk starts in the played audio: pre-roll + one chunk of silence."""
     preroll = round(engine.info["preroll_ms"] * SAMPLE_RATE_HZ / 1000)
+    assert engine.config is not None
     return preroll + engine.config.chunk_samples
 
 
@@ -231,6 +232,7 @@ def test_devices_switch_while_streaming() -> None:
     assert [device for device, _ in made] == [None, "USB headset"] and engine.running
     before = engine.stats.frames
     drive(engine, made[1][1], noise(1.0, seed=1), ticks=50)
+    assert engine.config is not None
     assert engine.stats.frames > before + 5 and engine.config.output_device == "USB headset"
     engine.stop()
 
@@ -239,7 +241,7 @@ def test_a_device_that_never_comes_back_stops_the_engine_cleanly_and_it_can_star
     from app.audio.devices import DeviceError
 
     made: list[FakeIO] = []
-    gone = []
+    gone: list[object] = []
 
     def factory(config: EngineConfig) -> FakeIO:
         if gone:
@@ -258,7 +260,7 @@ def test_a_device_that_never_comes_back_stops_the_engine_cleanly_and_it_can_star
     assert not engine.running
     kinds = [e.kind for e in events(engine)]
     assert kinds[-3:] == ["warning", "error", "stopped"]
-    assert "device" in engine.stop_reason
+    assert "device" in (engine.stop_reason or "")
     gone.clear()
     engine.start(config, threaded=False)  # a fresh start works
     drive(engine, made[1], noise(0.5), ticks=25)
@@ -274,7 +276,7 @@ def test_recording_writes_input_and_reconstruction_readable_while_running(tmp_pa
     input_path, output_path = map(type(tmp_path), engine.info["recording"])
     # Still recording: the headers are up to date once the writer thread has the chunks.
     for path in (input_path, output_path):
-        assert eventually(lambda: sf.info(str(path)).frames == frames * FRAME_SIZE)
+        assert eventually(lambda path=path: sf.info(str(path)).frames == frames * FRAME_SIZE)
     recorded, rate = sf.read(str(input_path), dtype="float32")
     assert rate == SAMPLE_RATE_HZ
     np.testing.assert_allclose(recorded, signal[: len(recorded)], atol=1 / 32768)
@@ -291,7 +293,8 @@ def test_generated_sources_are_paced_by_the_speaker(tmp_path, source: str) -> No
                  threaded=False)
     played = drive(engine, ios[0], None, ticks=250)  # 5 s
     start = offset_samples(engine)
-    assert np.abs(played[start:]).min() >= 0 and np.count_nonzero(played[start + FADE_SAMPLES:]) > 0.99 * (len(played) - start - FADE_SAMPLES)
+    assert (np.abs(played[start:]).min() >= 0
+            and np.count_nonzero(played[start + FADE_SAMPLES:]) > 0.99 * (len(played) - start - FADE_SAMPLES))
     summary = engine.stop()
     assert summary["underruns"] == 0
     assert 55 <= summary["frames"] <= 66  # 5 s is 62.5 frames: no runaway production
@@ -364,6 +367,7 @@ def test_a_switch_that_finishes_after_stop_is_not_applied_to_the_next_session() 
     loader.join(timeout=30)
     engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
     drive(engine, ios[1], noise(0.5), ticks=25)
+    assert engine.codec is not None
     assert engine.codec.max_codebooks == 8
     engine.stop()
 
@@ -378,6 +382,7 @@ def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
     kinds = {e.kind: e.message for e in events(engine)}
     input_path, output_path = kinds["recording"].split("\n")
     assert eventually(lambda: sf.info(input_path).frames == sf.info(output_path).frames > 0)
+    assert engine.codec is not None
     assert all(6 <= length <= 6 + DEFAULT_KV_SLACK for length in engine.codec.kv_length)  # was 2 s = 50 tokens
     engine.set_recording(None)
     drive(engine, ios[0], noise(0.2), ticks=10)

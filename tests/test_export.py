@@ -44,7 +44,8 @@ def test_tiny_export_reproduces_the_committed_fixture(tmp_path):
 
     summary = export_pair(tmp_path / "tiny", codebooks=8, seed=0, tiny=True)
     assert summary["decoder_rel_err_vs_transformers"] < 1e-4
-    assert parse_state_spec(tmp_path / "tiny" / "state_spec.txt") == parse_state_spec(FIXTURES / "tiny-8cb" / "state_spec.txt")
+    assert (parse_state_spec(tmp_path / "tiny" / "state_spec.txt")
+            == parse_state_spec(FIXTURES / "tiny-8cb" / "state_spec.txt"))
     # Same seed, same weights: both decoders turn the same codes into the same audio.
     codes = np.random.default_rng(3).integers(0, 64, size=(1, 8, 2), dtype=np.int64)
     outputs = []

@@ -66,7 +66,8 @@ def test_rewritten_codec_equals_the_original(
     for k in sorted({fast.max_codebooks, 2}):  # the zero-row edit works on the rewritten decoder too
         fast.reset(), plain.reset()
         fast.set_codebooks(k), plain.set_codebooks(k)
-        audio = [np.concatenate([c.decode(all_codes[:k, i : i + frames_per_call]) for i in range(0, 12, frames_per_call)])
+        audio = [np.concatenate([c.decode(all_codes[:k, i : i + frames_per_call])
+                                 for i in range(0, 12, frames_per_call)])
                  for c in (fast, plain)]
         assert relative(audio[0], audio[1]) < 1e-5
 

@@ -63,7 +63,8 @@ def test_rotate_half_layout_and_per_token_shifts(rng: np.random.Generator) -> No
     per_token = rotate_half(keys, positions)
     assert per_token.dtype == np.float32 and per_token.shape == keys.shape
     for t, p in enumerate(positions):
-        np.testing.assert_allclose(per_token[..., t, :], rotate_half(keys[..., t : t + 1, :], int(p))[..., 0, :], atol=1e-6)
+        np.testing.assert_allclose(per_token[..., t, :], rotate_half(keys[..., t : t + 1, :], int(p))[..., 0, :],
+                                   atol=1e-6)
     np.testing.assert_allclose(per_token, complex_rotation(keys.astype(np.float64), positions), atol=1e-5)
     np.testing.assert_array_equal(rotate_half(keys, 0), keys)
     with pytest.raises(ValueError, match="even"):
@@ -154,7 +155,7 @@ def test_trim_keeps_newest_rotates_only_keys(rng: np.random.Generator) -> None:
     unknown = KVWindow(5, PositionLayout.UNKNOWN, 8, model_name="decoder_model.onnx")
     assert growing.trim(kv) is kv and unknown.trim(kv) is kv
     assert growing.effective is None and growing.warning is None
-    assert unknown.effective is None and "unknown position layout in decoder_model.onnx" in unknown.warning
+    assert unknown.effective is None and "unknown position layout in decoder_model.onnx" in (unknown.warning or "")
     assert KVWindow(5, PositionLayout.FROZEN, 8).effective == 5
     with pytest.raises(ValueError):
         KVWindow(0, PositionLayout.DYNAMIC, 8)
@@ -278,7 +279,8 @@ def test_stream_shorter_than_the_window_is_unchanged(window: int, rng: np.random
     outputs = []
     for kv_window in (window, None):
         codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=kv_window)
-        codes = np.concatenate([codec.encode(pcm[i : i + 2 * FRAME_SIZE]) for i in range(0, pcm.size, 2 * FRAME_SIZE)], axis=1)
+        codes = np.concatenate([codec.encode(pcm[i : i + 2 * FRAME_SIZE]) for i in range(0, pcm.size, 2 * FRAME_SIZE)],
+                               axis=1)
         audio = np.concatenate([codec.decode(codes[:, i : i + 2]) for i in range(0, 24, 2)])
         outputs.append((codes, audio))
     np.testing.assert_array_equal(outputs[0][0], outputs[1][0])
@@ -301,7 +303,8 @@ def test_probe_leaves_the_state_alone(rng: np.random.Generator) -> None:
     pcm = signal(rng, 2)
     session = ort.InferenceSession(str(folder / "encoder_model.onnx"), providers=["CPUExecutionProvider"])
     feeds = {  # zero conv states, empty caches
-        i.name: np.zeros((1, 2, 0, 16) if i.name.startswith("past_key") or i.name.startswith("past_value") else [1, *i.shape[1:]], np.float32)
+        i.name: np.zeros((1, 2, 0, 16) if i.name.startswith("past_key") or i.name.startswith("past_value")
+                         else [1, *i.shape[1:]], np.float32)
         for i in session.get_inputs()[1:]
     }
     expected = session.run(["audio_codes"], {"input_values": pcm.reshape(1, 1, -1), **feeds})[0][0]
@@ -386,7 +389,8 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     codec, audio = codec_decode(window)
     assert relative(audio, windowed) < 1e-5
     # The audio barely feels a missing rotation here, the cache itself does: compare it entry by entry.
-    _assert_cache_is_rebased_reference([codec._dec_state.values[n] for n in codec._dec_state.kv_names], reference_kv, window)
+    _assert_cache_is_rebased_reference([codec._dec_state.values[n] for n in codec._dec_state.kv_names], reference_kv,
+                                       window)
 
     # The encoder too: same codes and same cache as its windowed torch step.
     encoder = StreamingEncoder(model, 8).eval()
@@ -397,4 +401,5 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=window, kv_slack=0)
     got = np.concatenate([codec.encode(c[0, 0]) for c in chunks], axis=1)
     assert (got == np.concatenate(expected, axis=2)[0]).mean() > 0.99
-    _assert_cache_is_rebased_reference([codec._enc_state.values[n] for n in codec._enc_state.kv_names], reference_kv, window)
+    _assert_cache_is_rebased_reference([codec._enc_state.values[n] for n in codec._enc_state.kv_names], reference_kv,
+                                       window)

@@ -47,13 +47,16 @@ def test_streaming_survives_the_audio_server_restarting(own_pulse_server) -> Non
     out, err = app.communicate(timeout=60)
     assert app.returncode == 0, err
     summary = json.loads(out)
-    print(f"\nafter a server restart: {err.strip()[-600:]}\n{ {k: summary.get(k) for k in ('reconnects', 'frames', 'stop_reason')} }")
+    shown = {k: summary.get(k) for k in ('reconnects', 'frames', 'stop_reason')}
+    print(f"\nafter a server restart: {err.strip()[-600:]}\n{shown}")
     assert summary["reconnects"] >= 1 and summary["stop_reason"] == "duration reached"
     assert "reconnecting" in err and "audio is back" in err
     assert _rms(played) > 0.05  # the tone plays again after the restart
     # The gap: up to STALL_S to see the stream is dead, then the server's downtime and start (what
     # "audio is back, after X s" says); plus 1.5 s for the start of the run. The rest streamed.
-    gap_s = float(re.search(r"audio is back, after ([0-9.]+) s", err).group(1))
+    back = re.search(r"audio is back, after ([0-9.]+) s", err)
+    assert back is not None, err
+    gap_s = float(back.group(1))
     assert summary["frames"] >= (16 - STALL_S - gap_s - 1.5) * FRAME_RATE_HZ
 
 
@@ -75,15 +78,16 @@ def test_a_sink_removed_mid_run_moves_the_output_to_the_default(own_pulse_server
     out, err = app.communicate(timeout=60)
     assert app.returncode == 0, err
     summary = json.loads(out)
-    print(f"\nafter the sink went: {err.strip()[-600:]}\n{ {k: summary.get(k) for k in ('reconnects', 'frames')} } rms {_rms(played)}")
+    shown = {k: summary.get(k) for k in ('reconnects', 'frames')}
+    print(f"\nafter the sink went: {err.strip()[-600:]}\n{shown} rms {_rms(played)}")
     # PulseAudio moves the stream to the new default itself (the app reconnects if it cannot).
     assert summary["stop_reason"] == "duration reached" and summary["frames"] >= 0.9 * 12 * 12.5
     assert _rms(played) > 0.05  # the tone now plays on the default sink
 
 
 def _record(server, source: str, seconds: float) -> np.ndarray:
-    proc = subprocess.Popen(["parec", f"--device={source}", "--format=float32le", f"--rate={SAMPLE_RATE_HZ}", "--channels=1",
-                             "--raw", "--latency-msec=20"], env=server.env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(["parec", f"--device={source}", "--format=float32le", f"--rate={SAMPLE_RATE_HZ}",
+                             "--channels=1", "--raw", "--latency-msec=20"], env=server.env, stdout=subprocess.PIPE)
     time.sleep(seconds)
     proc.terminate()
     raw = proc.communicate(timeout=5)[0]

@@ -61,7 +61,8 @@ def find_chirps(recording: np.ndarray, template: np.ndarray, min_gap_s: float = 
 
 def run_app(server, model: Path, seconds: float, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "app", "run", "--model", str(model), "--duration", str(seconds), "--json", *extra]
-    return subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def finish(app: subprocess.Popen, timeout: float) -> dict:
@@ -114,7 +115,8 @@ def test_bypass_end_to_end_latency_through_the_audio_server(audio_server, tmp_pa
     assert len(peaks) == 2 * len(starts), f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
     latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2], strict=False)]
     measured = float(np.median(latencies_ms))
-    print(f"\n[{server_name(audio_server)}] end-to-end latency (bypass, 80 ms chunks): measured {latencies_ms} ms, p50 {measured:.1f} ms; "
+    print(f"\n[{server_name(audio_server)}] end-to-end latency (bypass, 80 ms chunks): "
+          f"measured {latencies_ms} ms, p50 {measured:.1f} ms; "
           f"engine estimate p50 {summary['latency_ms']['p50']} ms; pre-roll {summary['preroll_ms']:.1f} ms")
     assert 80 < measured < 400
     # No drift once the timing has seen the machine: the first chirp (~2 s into the session) may
@@ -132,7 +134,8 @@ def test_bypass_end_to_end_latency_through_the_audio_server(audio_server, tmp_pa
 def test_sixty_seconds_of_codec_mode_without_underruns(audio_server, tmp_path) -> None:
     rng = np.random.default_rng(0)
     seconds = 60
-    speech_like = (0.1 * rng.standard_normal(seconds * RATE) * (1 + np.sin(np.arange(seconds * RATE) / RATE * 2 * np.pi * 3))).astype(np.float32)
+    envelope = 1 + np.sin(np.arange(seconds * RATE) / RATE * 2 * np.pi * 3)
+    speech_like = (0.1 * rng.standard_normal(seconds * RATE) * envelope).astype(np.float32)
     wav = tmp_path / "noise.wav"
     sf.write(str(wav), speech_like, RATE)
     metrics_path = tmp_path / "metrics.jsonl"

@@ -104,7 +104,8 @@ def _settled(delays, start: float, end: float) -> float:
     chirps' delays, so a passing spike of a noisy machine does not count, but a delay that stays
     up (a ratchet) does."""
     values = [d for t, d in delays if start <= t < end and d is not None]
-    assert len(values) >= 0.6 * (end - start) / SPACING_S, f"too few chirps came back between {start} and {end} s: {delays}"
+    assert len(values) >= 0.6 * (end - start) / SPACING_S, (
+        f"too few chirps came back between {start} and {end} s: {delays}")
     return float(np.percentile(values, 25))
 
 
@@ -119,11 +120,13 @@ def _assert_back(delays, disturbance_ended_s: float, within_s: float = RECOVERY_
 
 def _report(name: str, delays, summary: dict, metrics: Path | None = None) -> None:
     print(f"\n{name}: true delay per chirp (s, ms): {[(round(t, 1), d and round(d, 1)) for t, d in delays]}")
-    print(f"{name}: summary {json.dumps({k: summary.get(k) for k in ('latency_ms', 'underruns', 'xruns', 'dropped_frames', 'skipped_ms', 'stretched_ms', 'timing')})}")
+    keys = ('latency_ms', 'underruns', 'xruns', 'dropped_frames', 'skipped_ms', 'stretched_ms', 'timing')
+    print(f"{name}: summary {json.dumps({k: summary.get(k) for k in keys})}")
     if metrics is not None and metrics.exists():  # the app's own view, a line a second: what a failure needs
         rows = [json.loads(line) for line in metrics.read_text().splitlines()][::12]
-        print(f"{name}: app (session s, target ms, in flight ms): "
-              f"{[(round(r['session_s']), round(r['target_ms']), round(r['queue_ms'] + r['encode_ms'] + r['decode_ms'] + r['output_buffer_ms'])) for r in rows]}")
+        timeline = [(round(r["session_s"]), round(r["target_ms"]),
+                     round(r["queue_ms"] + r["encode_ms"] + r["decode_ms"] + r["output_buffer_ms"])) for r in rows]
+        print(f"{name}: app (session s, target ms, in flight ms): {timeline}")
 
 
 def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) -> None:
@@ -164,7 +167,8 @@ def test_delay_holds_through_a_switch_to_an_unprepared_model_and_a_codebook_swit
     env = {**pulse_server.env, "MIMI_LIVE_DATA_DIR": str(tmp_path / "fresh-data")}
     model_at = DISTURB_AT_S + DRIVER_LEAD_S
     command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds", "300",
-               "--model-at", str(model_at), _second_model(), "--codebooks-after-model", "4", "--settle", str(RECOVERY_S)]
+               "--model-at", str(model_at), _second_model(), "--codebooks-after-model", "4",
+               "--settle", str(RECOVERY_S)]
     session = ChirpSession(pulse_server, tmp_path, seconds=300, command=command, env=env, until_exit=True)
     delays, summary, err = session.finish()
     _report("switches", delays, summary)

@@ -22,7 +22,7 @@ import pytest
 from app.cli import main
 from app.models import resolve_model, verify_cached
 from app.models.catalogue import manifest_path
-from app.models.download import download_variant, list_models
+from app.models.download import DownloadProgress, download_variant, list_models
 from app.models.errors import CorruptModel, DownloadCancelled, DownloadError, NotDownloaded, UnknownModel
 from conftest import model_dir
 from fakehub import COMMIT, FakeHub
@@ -71,7 +71,7 @@ def closed_port() -> int:
 
 
 def test_download_reports_progress_and_lands_in_the_hf_cache(hub, cache):
-    reports = []
+    reports: list[DownloadProgress] = []
     folder = fetch(hub, cache, progress=reports.append)
     fixture = model_dir("tiny-8cb")
     assert folder == cache / "models--BMekiker--mimi-onnx-streaming" / "snapshots" / COMMIT / V8
@@ -148,8 +148,8 @@ def test_tampered_cache_file_is_detected_not_loaded_and_redownloaded(hub, cache,
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))  # through the snapshot symlink: the blob itself
     assert "encoder_model.onnx" in verify_cached(V8, folder)
-    with pytest.raises(CorruptModel, match=r"streaming-8cb in the cache failed its integrity check.*encoder_model.onnx.*"
-                                           r"mimi-live download streaming-8cb"):
+    with pytest.raises(CorruptModel, match=r"streaming-8cb in the cache failed its integrity check"
+                                           r".*encoder_model.onnx.*mimi-live download streaming-8cb"):
         resolve_model(V8, cache_dir=cache)
 
     def never(*a, **k):
@@ -175,7 +175,8 @@ def test_unknown_variant_and_unknown_model(cache, capsys):
         download_variant("bogus", cache_dir=cache)
     with pytest.raises(UnknownModel, match="no-such-dir: no such model folder or variant.*streaming-16cb-fp16"):
         resolve_model("no-such-dir", cache_dir=cache)
-    with pytest.raises(NotDownloaded, match=r"streaming-16cb is not downloaded yet: run `mimi-live download streaming-16cb`"):
+    with pytest.raises(NotDownloaded,
+                       match=r"streaming-16cb is not downloaded yet: run `mimi-live download streaming-16cb`"):
         resolve_model("streaming-16cb", cache_dir=cache)
     assert resolve_model(str(REPO / "tests" / "fixtures")) == REPO / "tests" / "fixtures"  # a folder is itself
     assert main(["download", "bogus"]) == 1
@@ -194,7 +195,8 @@ def test_file_missing_from_the_repository_is_a_404(hub, cache):
 
 def test_resolve_404_is_reported(hub, cache):
     hub.fail_status[f"{V8}/decoder_model.onnx"] = 404
-    with pytest.raises(DownloadError, match=r"streaming-8cb/decoder_model.onnx was not found on http://127.0.0.1:\d+ \(404\)"):
+    with pytest.raises(DownloadError,
+                       match=r"streaming-8cb/decoder_model.onnx was not found on http://127.0.0.1:\d+ \(404\)"):
         fetch(hub, cache)
     assert not leftovers(cache)
 
@@ -226,8 +228,10 @@ def test_disk_full_while_writing_is_reported_and_leaves_nothing_partial(hub, cac
         def __getattr__(self, name):
             return getattr(self.f, name)
 
-    monkeypatch.setattr(file_download, "http_get", lambda url, temp_file, **kw: real_http_get(url, Full(temp_file), **kw))
-    with pytest.raises(DownloadError, match=r"disk full while downloading streaming-8cb/encoder_model.onnx: free some space"):
+    monkeypatch.setattr(file_download, "http_get",
+                        lambda url, temp_file, **kw: real_http_get(url, Full(temp_file), **kw))
+    with pytest.raises(DownloadError,
+                       match=r"disk full while downloading streaming-8cb/encoder_model.onnx: free some space"):
         fetch(hub, cache)
     assert not leftovers(cache)
     with pytest.raises(NotDownloaded):

@@ -63,7 +63,8 @@ def test_every_other_line_reaches_stderr_in_order(tmp_path) -> None:
     lines = done.stderr.splitlines()
     assert sorted(lines) == sorted(["before", "a line of the app's own", "python's own", "an unfinished line", "after"])
     # Python's lines keep their order; so do the lines written to the descriptor (what C writes).
-    assert [line for line in lines if line in ("before", "python's own", "after")] == ["before", "python's own", "after"]
+    expected = ["before", "python's own", "after"]
+    assert [line for line in lines if line in expected] == expected
     assert lines.index("a line of the app's own") < lines.index("an unfinished line")
 
 

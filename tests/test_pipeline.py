@@ -57,7 +57,7 @@ def test_leaving_early_stops_the_encoder(rng: np.random.Generator) -> None:
 def test_roundtrip_pipelined_and_sequential_write_the_same_file(tmp_path, rng: np.random.Generator) -> None:
     wav = tmp_path / "in.wav"
     sf.write(wav, chirp_noise(rng, 30), SAMPLE_RATE_HZ, subtype="FLOAT")
-    outs = []
+    outs: list[object] = []
     for flags in ([], ["--sequential"]):
         out = tmp_path / f"out{len(outs)}.wav"
         assert main(["roundtrip", str(wav), str(out), "--model", str(model_dir("tiny-8cb")), "--float32", *flags]) == 0

@@ -79,6 +79,7 @@ def test_prepared_codec_equals_the_unprepared_one_bit_for_bit(
     prepared = prepare_model(folder, codebooks=k)
     assert children == [folder.resolve()]
     assert prepared.rewritten == (rewrite, rewrite)
+    assert prepared.num_codebooks is not None
     assert (prepared.zero_row_decoder is not None) == (k < prepared.num_codebooks)
     assert pickle.loads(pickle.dumps(prepared)) == prepared
     fast = StreamingCodec(folder, codebooks=k, kv_window=4, prepared=prepared)

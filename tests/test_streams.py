@@ -55,6 +55,7 @@ def test_input_blocks_land_in_ring_intact() -> None:
         io.tick(size, block)
         position += block.size
     got = np.empty(position, dtype=np.float32)
+    assert io.input_ring is not None
     assert io.input_ring.read(got) == position
     np.testing.assert_array_equal(got, signal[:position])
     assert io.counters.input_frames == position
@@ -67,6 +68,7 @@ def test_input_takes_channel_zero_of_a_stereo_device() -> None:
     stereo = np.stack([tone(440, 0.01), np.ones(240, dtype=np.float32)], axis=1)
     io.tick(240, stereo)
     got = np.empty(240, dtype=np.float32)
+    assert io.input_ring is not None
     io.input_ring.read(got)
     np.testing.assert_array_equal(got, stereo[:, 0])
 
@@ -116,6 +118,7 @@ def test_input_overruns_count_dropped_samples() -> None:
     io.start()
     io.tick(200, np.ones(200, dtype=np.float32))
     io.tick(200, np.ones(200, dtype=np.float32))
+    assert io.input_ring is not None
     assert io.input_ring.readable() == 256
     assert io.counters.input_overruns == 144
     assert io.counters.input_frames == 400
@@ -177,6 +180,7 @@ def test_fake_rates_latencies_and_ring_sizes() -> None:
                 output_latency_s=0.05, ring_seconds=2.0)
     assert (io.input_rate, io.output_rate) == (48_000, 44_100)
     assert (io.input_latency_s, io.output_latency_s) == (0.03, 0.05)
+    assert io.input_ring is not None
     assert io.input_ring.capacity >= 96_000 and io.output_ring.capacity >= 88_200
     io.start()
     io.tick(441)  # 10 ms of output; silence input of the same duration at 48 kHz
@@ -358,6 +362,7 @@ def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
     io = AudioIO(0, 0)
     assert (io.input_rate, io.output_rate) == (24_000, 24_000)
     assert io.input_latency_s == io.output_latency_s == 0.0123
+    assert io.input_ring is not None
     assert io.input_ring.capacity >= 96_000
     assert [s["samplerate"] for s in _FakeStream.opened] == [24_000, 24_000]
     assert all(s["channels"] == 1 and s["dtype"] == "float32" for s in _FakeStream.opened)
@@ -461,6 +466,7 @@ def test_audio_io_through_pulseaudio(pulse_server, tmp_path: Path) -> None:
                            env={**pulse_server.env, "PYTHONPATH": str(REPO)},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert app.stdout is not None and app.stderr is not None  # both PIPE
         first = app.stdout.readline().strip()
         assert first == "started", app.stderr.read()
         player = pulse_server.play_into_mic(mic_wav)

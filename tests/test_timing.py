@@ -84,7 +84,7 @@ class PathSim:
     def _worker(self) -> None:
         timing = self.timing
         if self.job is not None:
-            if self.t_ms < self.busy_until_ms:
+            if self.busy_until_ms is not None and self.t_ms < self.busy_until_ms:  # set with the job
                 return
             start_index, compute_s, backlog = self.job
             self.job = None

@@ -44,6 +44,7 @@ def test_fewest_threads_within_five_percent_of_the_fastest(tmp_path: Path) -> No
     assert tuned_threads(model_dir("tiny-8cb"), cache_dir=tmp_path, measure=measure) == 4
     assert calls == [1, 2, 4, 8]
     record = tuning_record(model_dir("tiny-8cb"), cache_dir=tmp_path)
+    assert record is not None
     assert record["threads"] == 4 and record["ms_per_frame"] == {"1": 10.0, "2": 6.0, "4": 5.2, "8": 5.0}
 
 
@@ -57,7 +58,7 @@ def test_remembered_per_model_until_asked_again(tmp_path: Path) -> None:
     assert len(json.loads((tmp_path / TUNING_FILE).read_text())) == 2
     faster_alone = fake_measure({1: 1.0, 2: 2.0, 4: 4.0, 8: 5.0})[0]
     assert tuned_threads(model_dir("tiny-8cb"), cache_dir=tmp_path, again=True, measure=faster_alone) == 1
-    assert tuning_record(model_dir("tiny-16cb"), cache_dir=tmp_path)["threads"] == 2  # untouched
+    assert (tuning_record(model_dir("tiny-16cb"), cache_dir=tmp_path) or {}).get("threads") == 2  # untouched
 
 
 def test_a_changed_model_file_or_a_broken_record_is_measured_again(tmp_path: Path) -> None:

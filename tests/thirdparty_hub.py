@@ -162,8 +162,10 @@ offline = true
         url = f"{self.endpoint}/api/models/{REPO_ID}/revision/main"
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            if self._proc.poll() is not None:
-                raise HubUnavailable(f"olah exited with {self._proc.returncode}:\n{self.log_tail()}")
+            proc = self._proc
+            assert proc is not None  # started by the caller
+            if proc.poll() is not None:
+                raise HubUnavailable(f"olah exited with {proc.returncode}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:

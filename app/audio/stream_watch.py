@@ -8,14 +8,21 @@ per chunk and reconnects (see reconnect.py) when it says why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from app.audio.io_base import IOCounters
+from typing import Protocol
 
 STALL_S = 2.0  # no output callback for this long while streaming: the stream is dead
 # A window of STALL_S in which at least this share of at least this many output callbacks came
 # flagged: the device is failing, not late (under CPU load a few in ten are flagged, not all).
 FAILING_SHARE = 0.95
 FAILING_MIN_CALLS = 20
+class OutputCounters(Protocol):
+    """The callbacks' counters the watch reads (app.audio.io_base.IOCounters has them)."""
+
+    output_frames: int
+    output_callbacks: int
+    output_xruns: int
+
+
 RUNAWAY_PACE = 1.5  # output frames asked for, against the device's rate, over a window (a healthy one: 1.0)
 
 
@@ -40,7 +47,7 @@ class StreamWatch:
         """New streams count from zero."""
         self.frames = -1
 
-    def dead(self, counters: IOCounters, rate: float, now: float) -> str | None:
+    def dead(self, counters: OutputCounters, rate: float, now: float) -> str | None:
         frames, callbacks, xruns = counters.output_frames, counters.output_callbacks, counters.output_xruns
         if self.frames < 0 or frames < self.frames:
             self.frames, self.moved_at = frames, now

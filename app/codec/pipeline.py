@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def threads_per_direction(threads: int) -> int:
 
 def pipelined(
     codec: StreamingCodec, chunks: Iterable[np.ndarray], depth: int = 2
-) -> Iterator[tuple[np.ndarray, np.ndarray, float, float]]:
+) -> Generator[tuple[np.ndarray, np.ndarray, float, float], None, None]:
     """Yields (codes, audio, encode_ms, decode_ms) for each chunk, in order.
 
     The encoder runs up to `depth` chunks ahead on its own thread. An error on either side
