@@ -161,3 +161,12 @@ def audio_server(request: pytest.FixtureRequest):
         yield request.getfixturevalue("pulse_server")
     else:
         yield from _serve(request.param)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The window's QSettings in a temporary folder (the GUI tests' own; Qt is imported here only)."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "qsettings"))
+    return QSettings(str(tmp_path / "mimi-live.ini"), QSettings.IniFormat)

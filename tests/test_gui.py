@@ -17,7 +17,7 @@ import shiboken6
 import soundfile as sf
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
 from app.audio.devices import AudioUnavailable, DeviceError, DeviceInfo  # noqa: E402
 from app.audio.engine import Engine  # noqa: E402
@@ -60,12 +60,6 @@ def _delete_fake_timers():
     yield
     while _FAKES:
         _FAKES.pop().close()
-
-
-@pytest.fixture
-def settings(tmp_path) -> QSettings:
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "qsettings"))
-    return QSettings(str(tmp_path / "mimi-live.ini"), QSettings.IniFormat)
 
 
 class FakeAudio:
@@ -157,9 +151,8 @@ def test_first_run_without_a_model_explains_what_to_do(qtbot, settings) -> None:
 
 def test_first_run_download_fetches_checks_and_loads_the_model(qtbot, settings, tmp_path) -> None:
     """The welcome page's Download button against a fake hub on 127.0.0.1: progress, then the model loads."""
-    from fakehub import FakeHub
-
     from app.models.download import download_variant
+    from fakehub import FakeHub
 
     window = open_window(qtbot, settings, FakeAudio())
     reports = []
@@ -232,9 +225,8 @@ def test_bad_model_folders_show_a_message_and_the_app_stays_usable(qtbot, settin
 
 def put_in_cache(cache: Path, *names: str) -> dict[str, Path]:
     """Downloads published variants (the tiny fixtures, from a fake hub) into the default HF cache."""
-    from fakehub import FakeHub
-
     from app.models.download import download_variant
+    from fakehub import FakeHub
 
     model_dir("tiny-8cb")  # skips if the fixture models are missing
     with FakeHub() as hub:
@@ -603,7 +595,7 @@ def test_record_toggle_writes_input_and_codec_wavs(qtbot, settings, tmp_path) ->
     assert window.controls.record_button.text().endswith("Recording")
     stop(qtbot, window)
     wavs = sorted(folder.glob("*.wav"))
-    assert [p.name.endswith(s) for p, s in zip(wavs, ("-codec.wav", "-input.wav"))] == [True, True]
+    assert [p.name[-10:] for p in wavs] == ["-codec.wav", "-input.wav"]
     for path in wavs:
         info = sf.info(str(path))
         assert info.samplerate == SAMPLE_RATE_HZ and info.frames > 0

@@ -9,7 +9,7 @@ pytest.importorskip("pytestqt")
 
 from app.audio.devices import DeviceInfo  # noqa: E402
 from conftest import model_dir  # noqa: E402
-from test_gui import WAIT_MS, FakeAudio, devices, open_window, settings, start_and_wait, stop  # noqa: E402, F401
+from test_gui import WAIT_MS, FakeAudio, devices, open_window, start_and_wait, stop  # noqa: E402, F401
 
 HEADSET = DeviceInfo(2, "USB headset", "ALSA", 1, 2, 48000.0)
 

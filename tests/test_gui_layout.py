@@ -27,7 +27,6 @@ from test_gui import (  # noqa: E402, F401 - fixtures: pytest finds them by name
     _delete_fake_timers,
     _no_hub_cache,
     open_window,
-    settings,
     start_and_wait,
     stop,
 )

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 
 from app.ui import engine_bridge as engine_bridge_module  # noqa: E402
 from conftest import model_dir  # noqa: E402
-from test_gui import BLOCK, WAIT_MS, FakeAudio, last_metrics, open_window, settings, start_and_wait  # noqa: E402, F401
+from test_gui import BLOCK, WAIT_MS, FakeAudio, last_metrics, open_window, start_and_wait  # noqa: E402, F401
 
 
 class StarvingAudio(FakeAudio):

@@ -77,8 +77,9 @@ def dropout_moments(metrics: Path) -> str:
     moments, seen = [], 0
     for row in rows:
         if row["underruns"] != seen:
-            moments.append(f"{row['session_s']:.2f}s: +{row['underruns'] - seen} (queue {row['output_buffer_ms']:.0f} ms, "
-                           f"target {row['target_ms']:.0f} ms, input wait {row['queue_ms']:.0f} ms)")
+            moments.append(f"{row['session_s']:.2f}s: +{row['underruns'] - seen} "
+                           f"(queue {row['output_buffer_ms']:.0f} ms, target {row['target_ms']:.0f} ms, "
+                           f"input wait {row['queue_ms']:.0f} ms)")
             seen = row["underruns"]
     return f"underruns at {moments[:12]} of {len(rows)} chunks"
 

@@ -357,7 +357,6 @@ def fake_sounddevice(monkeypatch: pytest.MonkeyPatch):
 
 def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
-    from app.config import SAMPLE_RATE_HZ
 
     io = AudioIO(0, 0)
     assert (io.input_rate, io.output_rate) == (24_000, 24_000)
@@ -380,7 +379,6 @@ def test_audio_io_opens_at_preferred_rate(fake_sounddevice: set[int]) -> None:
 
 def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
-    from app.config import SAMPLE_RATE_HZ
 
     fake_sounddevice.add(RATE)
     io = AudioIO(0, 0)
@@ -390,7 +388,6 @@ def test_audio_io_falls_back_to_device_rate(fake_sounddevice: set[int]) -> None:
 
 def test_audio_io_reports_unopenable_device(fake_sounddevice: set[int]) -> None:
     from app.audio.streams import AudioIO
-    from app.config import SAMPLE_RATE_HZ
 
     fake_sounddevice.update({RATE, 48_000})
     with pytest.raises(DeviceError) as info:

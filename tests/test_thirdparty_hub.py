@@ -29,7 +29,7 @@ from thirdparty_hub import REPO_ID, FaultProxy, HubUnavailable, OlahHub, olah_mi
 
 try:  # the GUI helpers (and their autouse fixtures) of tests/test_gui.py; they need pytest-qt
     import test_gui
-    from test_gui import _delete_fake_timers, _no_hub_cache, settings  # noqa: F401 - fixtures
+    from test_gui import _delete_fake_timers, _no_hub_cache  # noqa: F401 - fixtures
 except pytest.skip.Exception:
     test_gui = None
 
