@@ -14,6 +14,7 @@ from app.codec.export import ExportError, export_pair  # noqa: E402 - after the 
 from app.codec.export.build import build_model, state_spec  # noqa: E402 - after the importorskip above
 from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder  # noqa: E402 - after the importorskip above
 from app.codec.spec import parse_state_spec  # noqa: E402 - after the importorskip above
+from app.codec.standin import EXPORT_MARK_FILE, stand_in_note  # noqa: E402 - after the importorskip above
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -58,6 +59,9 @@ def test_tiny_export_reproduces_the_committed_fixture(tmp_path):
         outputs.append(session.run(["audio_values"], feeds)[0])
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert not list(tmp_path.glob(".tiny.*")), "the temporary export folder was left behind"
+    # The folder says what it is: reports made with it must not pass noise off as Mimi.
+    assert (tmp_path / "tiny" / EXPORT_MARK_FILE).read_text() == (FIXTURES / "tiny-8cb" / EXPORT_MARK_FILE).read_text()
+    assert "stand-in" in (stand_in_note(tmp_path / "tiny") or "")
 
 
 def test_too_many_codebooks_is_refused_and_leaves_nothing(tmp_path):

@@ -35,6 +35,7 @@ COMMANDS: dict[str, CommandInfo] = {
     "bench": CommandInfo("app.cli.bench", "time the naive loop against the app's settings"),
     "tune": CommandInfo("app.cli.tune", "find (or show) the fastest thread count for a model here"),
     "quantize": CommandInfo("app.cli.quantize", "make a local int8 copy of a model and measure it"),
+    "compare": CommandInfo("app.cli.compare", "a file through Mimi, Codec2 and Opus: WAVs, quality figures, a report"),
     "gui": CommandInfo("app.cli.gui", "open the Mimi Live window (the default)"),
 }
 

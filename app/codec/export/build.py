@@ -20,6 +20,7 @@ from transformers import MimiConfig, MimiModel
 from app.codec.export.fp16 import convert_weights_to_fp16
 from app.codec.export.streaming_torch import StreamingDecoder, StreamingEncoder, initial_state
 from app.codec.spec import ConvStateSpec, StateSpec, format_state_spec
+from app.codec.standin import EXPORT_MARK_FILE, write_export_mark
 from app.config import DECODER_FILE, ENCODER_FILE, FRAME_SIZE, SPEC_FILE
 from app.errors import AppError
 
@@ -180,8 +181,9 @@ def export_pair(out_dir: Path, codebooks: int = 8, weights: Path | None = None, 
             convert_weights_to_fp16(work / ENCODER_FILE, work / ENCODER_FILE,
                                     keep_fp32=lambda n: n.startswith("codebook"))
             convert_weights_to_fp16(work / DECODER_FILE, work / DECODER_FILE)
+        write_export_mark(work, summary["weights"], seed, tiny)
         out_dir.mkdir(exist_ok=True)
-        for name in (ENCODER_FILE, DECODER_FILE, SPEC_FILE):
+        for name in (ENCODER_FILE, DECODER_FILE, SPEC_FILE, EXPORT_MARK_FILE):
             shutil.move(str(work / name), str(out_dir / name))
     finally:
         shutil.rmtree(work, ignore_errors=True)
