@@ -388,7 +388,7 @@ def test_a_tampered_cached_variant_picked_while_running_is_refused_and_the_old_m
 def int8_entries(window: MainWindow) -> dict[str, tuple[str, str]]:
     """The Variant list's int8 copies: folder -> (text, tooltip)."""
     combo = window.controls.model_combo
-    return {combo.itemData(i): (combo.itemText(i), combo.itemData(i, Qt.ToolTipRole))
+    return {combo.itemData(i): (combo.itemText(i), combo.itemData(i, Qt.ItemDataRole.ToolTipRole))
             for i in range(combo.count()) if " · int8" in combo.itemText(i)}
 
 
@@ -570,11 +570,11 @@ def test_monitor_shortcuts_switch_the_engine_instantly(qtbot, settings) -> None:
         qtbot.keyClick(window, key)
         assert engine.monitor == expected
         assert window.controls.monitor_buttons[expected].isChecked()
-    qtbot.keyClick(window, Qt.Key_Space)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
     assert engine.monitor == "bypass"
     qtbot.waitUntil(lambda: last_metrics(window).monitor == "bypass", timeout=WAIT_MS)
     assert window.readouts["monitor"].value.text() == "BYPASS"
-    qtbot.keyClick(window, Qt.Key_Space)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
     assert engine.monitor == "codec"
     stop(qtbot, window)
 

@@ -60,7 +60,7 @@ class ExceptHook:
             if QApplication.instance() is None:
                 sys.__excepthook__(exc_type, exc, tb)
                 return
-            box = QMessageBox(QMessageBox.Critical, APP_NAME,
+            box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME,
                               f"Something went wrong: {exc_type.__name__}: {exc}\n\n"
                               "The app keeps running; if something looks wrong, stop and start again.")
             box.setDetailedText(text)
@@ -77,7 +77,7 @@ def make_settings():
     """The app's QSettings (INI file in the user config location; tests point QSettings.setPath elsewhere)."""
     from PySide6.QtCore import QSettings
 
-    return QSettings(QSettings.IniFormat, QSettings.UserScope, SETTINGS_ORG, SETTINGS_APP)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, SETTINGS_ORG, SETTINGS_APP)
 
 
 # Qt platform plugins that draw on a display server; the others (offscreen, minimal, vnc, eglfs,

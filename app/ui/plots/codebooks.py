@@ -65,8 +65,8 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
         self.bars = pg.BarGraphItem(x0=np.zeros(1), y=np.zeros(1), height=0.8, width=np.zeros(1),
                                     brush=theme.brush(theme.ACCENT, 200), pen=pg.mkPen(None))
         self.bars_plot.addItem(self.bars)
-        self.max_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.BUDGET, style=Qt.DashLine))
-        self.sample_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.MUTED, style=Qt.DotLine))
+        self.max_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.BUDGET, style=Qt.PenStyle.DashLine))
+        self.sample_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.MUTED, style=Qt.PenStyle.DotLine))
         self.bars_plot.addItem(self.max_line)
         self.bars_plot.addItem(self.sample_line)
         self.ci.layout.setColumnStretchFactor(0, 5)
