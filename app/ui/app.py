@@ -140,6 +140,7 @@ def _open_window(model: Path | None, engine_factory) -> int:  # noqa: ANN001 - a
     QApplication.setApplicationName(SETTINGS_APP)
     QApplication.setApplicationDisplayName(APP_NAME)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
+    assert isinstance(app, QApplication)  # the GUI's (a test's qapp is one too)
     install_qt_message_handler()
     from app.ui.compat import guard_singleton_refcounts
 

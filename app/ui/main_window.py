@@ -127,11 +127,11 @@ class MainWindow(QMainWindow):
         self.status = self.status_line.labels
 
         menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence.StandardKey.Open)
+        self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
         self.open_action.triggered.connect(self.models.open_model_folder_dialog)
         menu.addAction(self.open_action)
         menu.addMenu(self.controls.int8_menu)
-        quit_action = QAction("Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action = QAction("Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
 

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
 from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
@@ -72,6 +73,7 @@ class ModelList:
         combo.blockSignals(True)
         combo.clear()
         items = combo.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
         for v in VARIANTS:
             path = find_cached(v)
             text = v.label + ("" if path else "  · download")

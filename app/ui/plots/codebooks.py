@@ -26,7 +26,8 @@ CODEBOOK_CHROME_PX = 90  # px of that plot that are not rows: title, time axis a
 def code_lut(entries: int = 256) -> np.ndarray:
     """Colour per code bucket (uint8 RGBA, `entries` rows); entry 0 is the 'not sent' background."""
     lut = pg.colormap.get("turbo").getLookupTable(0.0, 1.0, entries, alpha=True).astype(np.ubyte)
-    lut[NOT_SENT] = (*QColor(theme.PLOT_BG).getRgb()[:3], 255)
+    background = QColor(theme.PLOT_BG)
+    lut[NOT_SENT] = (background.red(), background.green(), background.blue(), 255)
     return lut
 
 
