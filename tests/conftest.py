@@ -168,5 +168,5 @@ def settings(tmp_path):
     """The window's QSettings in a temporary folder (the GUI tests' own; Qt is imported here only)."""
     from PySide6.QtCore import QSettings
 
-    QSettings.setPath(QSettings.IniFormat, QSettings.UserScope, str(tmp_path / "qsettings"))
-    return QSettings(str(tmp_path / "mimi-live.ini"), QSettings.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    return QSettings(str(tmp_path / "mimi-live.ini"), QSettings.Format.IniFormat)

@@ -14,15 +14,28 @@ the codebook switch is asked `--settle` s after the model switch landed, and the
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.audio.engine import Engine, EngineConfig  # after the path above
 from app.audio.metrics import EngineEvent
+
+if TYPE_CHECKING:
+    from app.codec.streaming import StreamingCodec
+
+
+def running_codec(engine: Engine) -> StreamingCodec:
+    """The codec the engine streams through: it runs."""
+    codec = engine.codec
+    assert codec is not None, "the engine runs no codec"
+    return codec
 
 
 def main() -> int:
@@ -39,7 +52,7 @@ def main() -> int:
     engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec"))
     print("streaming", file=sys.stderr, flush=True)
     started = time.monotonic()
-    pending = []
+    pending: list[tuple[float, Callable[[], object]]] = []
     if args.codebooks_at:
         pending.append((float(args.codebooks_at[0]), lambda: engine.request_codebooks(int(args.codebooks_at[1]))))
     if args.model_at:
@@ -56,9 +69,9 @@ def main() -> int:
                 print(f"{item.kind}: {item.message}", file=sys.stderr, flush=True)
                 if item.kind == "model":  # the switch runs in the stream now
                     print(f"landed {now:.2f}", file=sys.stderr, flush=True)
-                    if args.codebooks_after_model and engine.codec.num_codebooks != args.codebooks_after_model:
+                    if args.codebooks_after_model and running_codec(engine).num_codebooks != args.codebooks_after_model:
                         k = args.codebooks_after_model
-                        pending.append((now + args.settle, lambda k=k: engine.request_codebooks(k)))
+                        pending.append((now + args.settle, functools.partial(engine.request_codebooks, k)))
                     else:
                         deadline = time.monotonic() + args.settle
         time.sleep(0.05)

@@ -175,9 +175,13 @@ def _argv(command: str, tmp_path: Path, option: str, value: str) -> list[str]:
 @pytest.fixture
 def no_handlers(monkeypatch):
     """Every command's handler replaced: what parses is recorded, nothing runs (no device, no hang)."""
-    ran = []
+    ran: list[str] = []
     for name in ("run.cmd_run", "roundtrip.cmd_roundtrip", "bench.cmd_bench", "export.cmd_export"):
-        monkeypatch.setattr(f"app.cli.{name}", lambda args, name=name: ran.append(name) or 0)
+        def handler(args, name: str = name) -> int:
+            ran.append(name)
+            return 0
+
+        monkeypatch.setattr(f"app.cli.{name}", handler)
     monkeypatch.setattr("app.models.resolve_model", lambda model: model)
     return ran
 

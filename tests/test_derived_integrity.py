@@ -20,7 +20,7 @@ import pytest
 
 from app.audio.engine_config import EngineConfig, load_codec
 from app.codec import graphopt, quantize
-from app.codec.derived import MADE_FROM_FILE, is_intact, read_record
+from app.codec.derived import MADE_FROM_FILE, Record, is_intact, read_record
 from app.codec.errors import DerivedFileError, ModelError
 from app.codec.prepare import prepare_model, prepared_on_disk
 from app.codec.quantize import QUALITY_FILE, int8_models, make_int8
@@ -47,6 +47,13 @@ def sha(path: Path) -> str:
 
 def only(pattern: str, root: Path) -> Path:
     (found,) = root.glob(pattern)
+    return found
+
+
+def record(folder: Path) -> Record:
+    """The folder's record, which the test knows is there and readable."""
+    found = read_record(folder)
+    assert found is not None, folder
     return found
 
 
@@ -210,7 +217,7 @@ def test_a_swapped_decoder_inspection_is_not_believed(data: Path) -> None:
     fp32, fp16 = model_dir("tiny-8cb"), model_dir("tiny-8cb-fp16")
     prepare_model(fp32), prepare_model(fp16)
     mine = str(fp32.resolve() / "decoder_model.onnx")  # (tiny-8cb is a prefix of tiny-8cb-fp16)
-    ours = [p for p in data.glob("inspected/*/decoder.json") if mine in read_record(p.parent).sources]
+    ours = [p for p in data.glob("inspected/*/decoder.json") if mine in record(p.parent).sources]
     theirs = [p for p in data.glob("inspected/*/decoder.json") if p not in ours]
     damage(ours[0], "swapped", theirs[0])
     codec = StreamingCodec(fp32, prepared=prepare_model(fp32))
@@ -227,7 +234,7 @@ def test_a_touched_file_is_hashed_once_not_made_again(data: Path, monkeypatch: p
     assert not is_intact(zero_rows)  # the quick check alone cannot tell: prepare would ask its child
     StreamingCodec(folder, codebooks=K)
     assert zero_rows.stat().st_ino == inode and is_intact(zero_rows)  # hashed, found whole, re-stamped
-    assert read_record(zero_rows.parent).files[zero_rows.name]["mtime_ns"] == 1
+    assert record(zero_rows.parent).files[zero_rows.name]["mtime_ns"] == 1
 
 
 def failing_save(*args, **kwargs) -> None:

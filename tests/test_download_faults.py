@@ -15,7 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from io import BufferedIOBase
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -25,6 +27,7 @@ from app.models.download import DEFAULT_HUB_TIMEOUT_S, HUB_TIMEOUT_ENV, HUB_TRIE
 from app.models.errors import DownloadError, HubUnresponsive, NotDownloaded
 from conftest import model_dir
 from fakehub import COMMIT, FakeHub
+from fakehub import _Handler as HubHandler
 
 REPO = Path(__file__).resolve().parent.parent
 VARIANT = "streaming-8cb-fp16"
@@ -102,7 +105,9 @@ class _HalfThenSilence:
         return getattr(self._wfile, name)
 
 
-class _StallingHandler(FakeHub.handler):
+class _StallingHandler(HubHandler):  # HubHandler is FakeHub.handler (a class variable mypy cannot subclass)
+    fake: StallingHub
+
     def _handle(self) -> None:
         key = (self.command, self.path.split("?")[0])
         with self.fake._lock:
@@ -114,7 +119,8 @@ class _StallingHandler(FakeHub.handler):
             self.close_connection = True
             return
         if decision == "half":
-            self.wfile = _HalfThenSilence(self, self.wfile)  # this connection closes after it
+            # this connection closes after it; the wrapper passes all else on to the real wfile
+            self.wfile = cast(BufferedIOBase, _HalfThenSilence(self, self.wfile))
         super()._handle()
 
 
@@ -307,7 +313,9 @@ def test_cancel_during_a_stall_ends_the_dialog_at_once(qtbot, tmp_path, small_ti
         qtbot.waitUntil(lambda: bool(server.accepted), timeout=5000)  # the request is out, unanswered
         t0 = time.monotonic()
         with qtbot.waitSignal(dialog.sigDone, timeout=2000) as done:
-            dialog.findChild(QPushButton).click()  # the user's Cancel
+            cancel = dialog.findChild(QPushButton)
+            assert cancel is not None
+            cancel.click()  # the user's Cancel
         assert time.monotonic() - t0 < 1.0
     assert done.args == [None, f"download of {VARIANT} cancelled; nothing was kept"]
     dialog._thread.join(3 * 5 + 5)  # the abandoned try still ends on its own, within the bound

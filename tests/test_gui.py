@@ -23,6 +23,7 @@ from app.audio.devices import AudioUnavailable, DeviceError, DeviceInfo  # noqa:
 from app.audio.engine import Engine  # noqa: E402
 from app.audio.metrics import FrameMetrics  # noqa: E402
 from app.audio.streams import FakeIO  # noqa: E402
+from app.codec.streaming import StreamingCodec  # noqa: E402
 from app.config import SAMPLE_RATE_HZ  # noqa: E402
 from app.ui import engine_bridge as engine_bridge_module  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
@@ -116,8 +117,18 @@ def open_window(qtbot, settings, audio: FakeAudio, model: Path | None = None, li
     return window
 
 
-def last_metrics(window: MainWindow) -> FrameMetrics | None:
-    return window._last
+def last_metrics(window: MainWindow) -> FrameMetrics:
+    """The window's latest frame metrics: called once frames have arrived."""
+    last = window._last
+    assert last is not None, "no frame metrics yet"
+    return last
+
+
+def loaded_codec(window: MainWindow) -> StreamingCodec:
+    """The window's codec: called once one is loaded."""
+    codec = window.bridge.codec
+    assert codec is not None, "no codec loaded"
+    return codec
 
 
 def start_and_wait(qtbot, window: MainWindow, frames: int = 3) -> None:
@@ -170,7 +181,7 @@ def test_first_run_download_fetches_checks_and_loads_the_model(qtbot, settings, 
     assert reports and reports[-1].done_bytes == reports[-1].total_bytes > 0
     assert "Downloaded streaming-8cb-fp16" in window.banner.text
     qtbot.waitUntil(lambda: window.bridge.codec is not None, timeout=30_000)
-    assert window.bridge.codec.max_codebooks == 8
+    assert loaded_codec(window).max_codebooks == 8
     assert window.pages.currentIndex() == 0
 
 
@@ -297,12 +308,12 @@ def test_an_intact_cached_variant_is_hashed_on_the_loader_thread_and_loads(qtbot
     threads = record_hashing(monkeypatch)
     window = open_window(qtbot, settings, FakeAudio())  # selects and loads the first cached variant
     qtbot.waitUntil(lambda: window.bridge.codec is not None and not window.bridge.busy, timeout=WAIT_MS)
-    assert window.bridge.codec_model == folders["streaming-8cb"] and window.bridge.codec.max_codebooks == 8
+    assert window.bridge.codec_model == folders["streaming-8cb"] and loaded_codec(window).max_codebooks == 8
     assert len(threads) == 3  # every file checked...
     pick(window, folders["streaming-16cb"])
     qtbot.waitUntil(lambda: window.bridge.codec_model == folders["streaming-16cb"] and not window.bridge.busy,
                     timeout=WAIT_MS)
-    assert window.bridge.codec.max_codebooks == 16
+    assert loaded_codec(window).max_codebooks == 16
     assert len(threads) == 6 and threading.main_thread() not in threads  # ...never on the GUI thread
     assert window.banner.kind != "error"
 
@@ -388,7 +399,7 @@ def test_a_tampered_cached_variant_picked_while_running_is_refused_and_the_old_m
 def int8_entries(window: MainWindow) -> dict[str, tuple[str, str]]:
     """The Variant list's int8 copies: folder -> (text, tooltip)."""
     combo = window.controls.model_combo
-    return {combo.itemData(i): (combo.itemText(i), combo.itemData(i, Qt.ToolTipRole))
+    return {combo.itemData(i): (combo.itemText(i), combo.itemData(i, Qt.ItemDataRole.ToolTipRole))
             for i in range(combo.count()) if " · int8" in combo.itemText(i)}
 
 
@@ -440,7 +451,7 @@ def test_an_int8_copy_made_from_the_window_is_listed_with_its_snr_and_not_switch
     # Picked by the user, it loads like any folder (on the loader thread), named after its source.
     pick(window, made)
     qtbot.waitUntil(lambda: window.bridge.codec_model == made and not window.bridge.busy, timeout=WAIT_MS)
-    assert window.bridge.codec.max_codebooks == 8 and window.banner.kind == "info"
+    assert loaded_codec(window).max_codebooks == 8 and window.banner.kind == "info"
     assert any(t == "Loading tiny-8cb int8…" for t in busy_texts)
     qtbot.waitUntil(lambda: window.status["model"].text() == "tiny-8cb int8 · 8 cb", timeout=WAIT_MS)
     note = window.controls.model_note.text()
@@ -555,7 +566,7 @@ def test_codebooks_and_variant_switch_while_running(qtbot, settings) -> None:
     qtbot.waitUntil(lambda: window.plots.codebooks.frames_seen > seen + 2, timeout=WAIT_MS)
     assert window.bridge.running
     assert last_metrics(window).codebooks == 4
-    assert window.bridge.codec.max_codebooks == 8 and window.plots.codebooks.rows == 8
+    assert loaded_codec(window).max_codebooks == 8 and window.plots.codebooks.rows == 8
     assert window.controls.codebooks_combo.count() == 8
     stop(qtbot, window)
 
@@ -570,11 +581,11 @@ def test_monitor_shortcuts_switch_the_engine_instantly(qtbot, settings) -> None:
         qtbot.keyClick(window, key)
         assert engine.monitor == expected
         assert window.controls.monitor_buttons[expected].isChecked()
-    qtbot.keyClick(window, Qt.Key_Space)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
     assert engine.monitor == "bypass"
     qtbot.waitUntil(lambda: last_metrics(window).monitor == "bypass", timeout=WAIT_MS)
     assert window.readouts["monitor"].value.text() == "BYPASS"
-    qtbot.keyClick(window, Qt.Key_Space)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
     assert engine.monitor == "codec"
     stop(qtbot, window)
 
@@ -675,7 +686,7 @@ def test_settings_persist_between_windows(qtbot, settings) -> None:
     c.chunk_combo.setCurrentIndex(c.chunk_combo.findData(240))
     c.kv_combo.setCurrentIndex(c.kv_combo.findData(0))  # 0 = no window
     c.codebooks_combo.setCurrentIndex(c.codebooks_combo.findData(6))
-    qtbot.waitUntil(lambda: not window.bridge.busy and window.bridge.codec.num_codebooks == 6, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.bridge.busy and loaded_codec(window).num_codebooks == 6, timeout=WAIT_MS)
     window.set_monitor("residual")
     window.close()
     again = open_window(qtbot, settings, FakeAudio())
@@ -727,8 +738,13 @@ def test_cli_starts_the_gui_with_no_command_and_with_gui(monkeypatch, tmp_path) 
     import app.ui.app as ui_app
     from app.cli import main
 
-    calls = []
-    monkeypatch.setattr(ui_app, "run_gui", lambda model=None: calls.append(model) or 0)
+    calls: list[Path | None] = []
+
+    def run_gui(model: Path | None = None) -> int:
+        calls.append(model)
+        return 0
+
+    monkeypatch.setattr(ui_app, "run_gui", run_gui)
     assert main([]) == 0
     assert main(["gui", "--model", str(tmp_path)]) == 0
     assert calls == [None, tmp_path]

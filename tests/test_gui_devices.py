@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from app.audio.devices import DeviceInfo  # noqa: E402
+from app.audio.engine import EngineConfig  # noqa: E402
 from conftest import model_dir  # noqa: E402
 from test_gui import WAIT_MS, FakeAudio, devices, open_window, start_and_wait, stop  # noqa: E402, F401
 
@@ -19,7 +20,7 @@ class RecordingAudio(FakeAudio):
 
     def __init__(self) -> None:
         super().__init__()
-        self.configs = []
+        self.configs: list[EngineConfig] = []
 
     def io_factory(self, config):
         self.configs.append(config)
@@ -46,7 +47,7 @@ def test_choosing_another_output_while_streaming_moves_the_stream(qtbot, setting
 
 
 def test_refresh_while_streaming_lists_a_new_device_and_keeps_playing(qtbot, settings) -> None:
-    plugged = []
+    plugged: list[DeviceInfo] = []
 
     def lister() -> list[DeviceInfo]:
         return devices() + plugged

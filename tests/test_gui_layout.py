@@ -64,6 +64,7 @@ def reachable(widget: QWidget, page: QWidget) -> bool:
         area = area.parentWidget()
     if isinstance(area, QScrollArea):
         content = area.widget()
+        assert content is not None  # the window's scroll areas all have their content
         bottom = widget.mapTo(content, widget.rect().bottomRight())
         return (bottom.y() < content.height() and bottom.x() < content.width()
                 and content.height() <= area.viewport().height() + area.verticalScrollBar().maximum()
@@ -86,6 +87,7 @@ def test_the_welcome_page_shows_all_of_its_instructions(qtbot, settings, size) -
     assert label.height() >= label.heightForWidth(label.width()), (label.size(), label.heightForWidth(label.width()))
     # ...and the whole of it, and the Download button under it, can be seen.
     page = window.pages.currentWidget()
+    assert page is not None
     assert reachable(label, page)
     assert reachable(window.welcome_download, page)
     assert window.welcome_download.mapTo(page, window.welcome_download.rect().topLeft()).y() \

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -25,7 +26,7 @@ from conftest import model_dir, relative
 # -- rotate_half ---------------------------------------------------------------------------------
 
 
-def complex_rotation(keys: np.ndarray, positions: np.ndarray, theta: float = 10000.0) -> np.ndarray:
+def complex_rotation(keys: np.ndarray, positions: int | np.ndarray, theta: float = 10000.0) -> np.ndarray:
     """Independent formulation: pair (i, i + D/2) as the complex number x_i + j x_{i+D/2}."""
     half = keys.shape[-1] // 2
     z = keys[..., :half] + 1j * keys[..., half:]
@@ -213,7 +214,7 @@ def _probe(folder: Path, file: str, first: np.ndarray) -> PositionLayout:
     return probe_positions(session, inputs[0].name, first, conv, kv, heads, dim)
 
 
-PROBE_INPUTS = {
+PROBE_INPUTS: dict[str, np.ndarray] = {
     "encoder_model.onnx": (0.1 * np.random.default_rng(3).standard_normal((1, 1, 2 * FRAME_SIZE))).astype(np.float32),
     "decoder_model.onnx": np.random.default_rng(3).integers(0, 64, (1, 8, 2)),
 }
@@ -326,6 +327,7 @@ def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
     codec.set_kv_window(10)
     codec.decode(codec.encode(pcm[: 3 * FRAME_SIZE]))
     assert codec.kv_length == (10, 10)
+    bad: Any  # not what the signatures take: refused at run time
     for bad in (0, -1, True, 2.5, "250"):
         with pytest.raises(InputError, match="kv_window"):
             codec.set_kv_window(bad)

@@ -67,7 +67,9 @@ class ChirpSession:
         self.app = subprocess.Popen(command, env=env or server.env, cwd=REPO, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
-        self._reader = threading.Thread(target=lambda: self.stderr.extend(self.app.stderr), daemon=True)
+        pipe = self.app.stderr
+        assert pipe is not None  # stderr=PIPE
+        self._reader = threading.Thread(target=lambda: self.stderr.extend(pipe), daemon=True)
         self._reader.start()
         deadline = time.monotonic() + 60
         while not any("streaming" in line for line in self.stderr):  # the app says so once it streams
@@ -90,6 +92,7 @@ class ChirpSession:
             self.app.wait(timeout=self.seconds + 30)
             self.player.terminate()
         self.player.wait(timeout=self.seconds + 30)
+        assert self.app.stdout is not None  # stdout=PIPE
         out = self.app.stdout.read()
         self.app.wait(timeout=60)
         self._reader.join(timeout=10)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 
@@ -229,7 +230,7 @@ def test_disk_full_while_writing_is_reported_and_leaves_nothing_partial(hub, cac
             return getattr(self.f, name)
 
     monkeypatch.setattr(file_download, "http_get",
-                        lambda url, temp_file, **kw: real_http_get(url, Full(temp_file), **kw))
+                        lambda url, temp_file, **kw: real_http_get(url, cast(BinaryIO, Full(temp_file)), **kw))
     with pytest.raises(DownloadError,
                        match=r"disk full while downloading streaming-8cb/encoder_model.onnx: free some space"):
         fetch(hub, cache)

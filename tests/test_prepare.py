@@ -10,6 +10,7 @@ import shutil
 import signal
 import threading
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +196,7 @@ def test_unpicklable_errors_become_one_line_model_errors() -> None:
     assert prepare._portable(error) is error
 
 
-def prepare_children() -> list[multiprocessing.Process]:
+def prepare_children() -> list[BaseProcess]:
     return [p for p in multiprocessing.active_children() if p.name == prepare._PROCESS_NAME]
 
 
@@ -223,6 +224,7 @@ def test_a_child_that_dies_gives_one_clear_line() -> None:
     while not prepare_children() and time.monotonic() < deadline:
         time.sleep(0.005)
     (child,) = prepare_children()
+    assert child.pid is not None  # started
     os.kill(child.pid, signal.SIGKILL)
     thread.join(20)
     assert not thread.is_alive()

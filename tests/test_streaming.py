@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -164,7 +165,7 @@ def test_encode_keeps_first_k_rows(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(part, full[:5])
 
 
-BAD_AUDIO = {
+BAD_AUDIO: dict[str, tuple[Any, str]] = {  # Any: the cases are what encode() must refuse
     "short": (np.zeros(FRAME_SIZE - 1, np.float32), "not a positive multiple of 1920"),
     "not_a_multiple": (np.zeros(FRAME_SIZE * 2 + 5, np.float32), "length 3845"),
     "empty": (np.zeros(0, np.float32), "length 0"),
@@ -186,7 +187,7 @@ def test_bad_audio_is_rejected_before_onnxruntime(codec8: StreamingCodec, case: 
     assert codec8.kv_length == (0, 0)  # the state did not move
 
 
-BAD_CODES = {
+BAD_CODES: dict[str, tuple[np.ndarray, str]] = {
     "too_large": (np.full((8, 2), 64, np.int64), r"in \[0, 64\), got values from 64 to 64"),
     "negative": (np.full((8, 2), -1, np.int64), "from -1"),
     "too_few_rows": (np.zeros((7, 2), np.int64), r"shape \[8, frames\]"),

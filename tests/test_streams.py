@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.audio.devices import AudioUnavailable, DeviceError, list_devices, resolve_device
+from app.audio.devices import AudioUnavailable, DeviceError, Kind, list_devices, resolve_device
 from app.audio.fake_io import FakeIO
 from app.audio.ring import RingBuffer
 from app.audio.streams import (
@@ -281,7 +281,8 @@ class TestResolveDevice:
             resolve_device(9, "output")
 
     def test_messages_are_one_line(self) -> None:
-        for spec, kind in [("foo", "input"), ("hw", "input"), (9, "output"), (2, "input")]:
+        cases: list[tuple[str | int, Kind]] = [("foo", "input"), ("hw", "input"), (9, "output"), (2, "input")]
+        for spec, kind in cases:
             with pytest.raises(DeviceError) as info:
                 resolve_device(spec, kind)
             assert "\n" not in str(info.value)

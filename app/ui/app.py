@@ -60,7 +60,7 @@ class ExceptHook:
             if QApplication.instance() is None:
                 sys.__excepthook__(exc_type, exc, tb)
                 return
-            box = QMessageBox(QMessageBox.Critical, APP_NAME,
+            box = QMessageBox(QMessageBox.Icon.Critical, APP_NAME,
                               f"Something went wrong: {exc_type.__name__}: {exc}\n\n"
                               "The app keeps running; if something looks wrong, stop and start again.")
             box.setDetailedText(text)
@@ -77,7 +77,7 @@ def make_settings():
     """The app's QSettings (INI file in the user config location; tests point QSettings.setPath elsewhere)."""
     from PySide6.QtCore import QSettings
 
-    return QSettings(QSettings.IniFormat, QSettings.UserScope, SETTINGS_ORG, SETTINGS_APP)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, SETTINGS_ORG, SETTINGS_APP)
 
 
 # Qt platform plugins that draw on a display server; the others (offscreen, minimal, vnc, eglfs,
@@ -140,6 +140,7 @@ def _open_window(model: Path | None, engine_factory) -> int:  # noqa: ANN001 - a
     QApplication.setApplicationName(SETTINGS_APP)
     QApplication.setApplicationDisplayName(APP_NAME)
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_ID])
+    assert isinstance(app, QApplication)  # the GUI's (a test's qapp is one too)
     install_qt_message_handler()
     from app.ui.compat import guard_singleton_refcounts
 

@@ -151,7 +151,8 @@ class AudioChoice(QObject):
             for d in devices:
                 if d.channels(kind) > 0:
                     combo.addItem(f"{d.name} ({d.hostapi})", (d.index, f"{d.name}\t{d.hostapi}"))
-                    combo.setItemData(combo.count() - 1, f"#{d.index} {d.name} — {d.hostapi}", Qt.ToolTipRole)
+                    combo.setItemData(combo.count() - 1, f"#{d.index} {d.name} — {d.hostapi}",
+                                      Qt.ItemDataRole.ToolTipRole)
             index = next((i for i in range(1, combo.count()) if combo.itemData(i)[1] == saved), 0)
             combo.setCurrentIndex(index)
             combo.blockSignals(False)

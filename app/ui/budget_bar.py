@@ -32,7 +32,7 @@ class LatencyBudgetBar(QWidget):
     def __init__(self) -> None:
         super().__init__()
         self.setMinimumHeight(34)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("Where the round trip's delay goes, median of the last second: the input device, "
                         "waiting for a whole frame, input waiting behind it, encode, decode, the speaker "
                         "queue the timing keeps (it covers the slowest recent chunks), the output device")
@@ -48,13 +48,14 @@ class LatencyBudgetBar(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
         painter = QPainter(self)
-        painter.setRenderHint(QPainter.Antialiasing, False)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         rect = self.rect().adjusted(0, 0, -1, -1)
         painter.fillRect(rect, QColor(theme.PANEL))
         bar = QRectF(rect.left() + 6, rect.top() + 5, rect.width() - TOTAL_WIDTH_PX - 12, rect.height() - 10)
         if not self.budget:
             painter.setPen(QColor(theme.MUTED))
-            painter.drawText(bar, Qt.AlignVCenter | Qt.AlignLeft, "latency budget: start streaming to see it")
+            painter.drawText(bar, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             "latency budget: start streaming to see it")
             return
         scale = bar.width() / max(MIN_SCALE_MS, self.total_ms)
         x = bar.left()
@@ -68,8 +69,8 @@ class LatencyBudgetBar(QWidget):
             text = f"{label} {ms:.0f}" if width > 8 * (len(label) + 4) else f"{ms:.0f}" if width > 22 else ""
             if text:
                 painter.setPen(QColor("#0b0d10"))
-                painter.drawText(segment, Qt.AlignCenter, text)
+                painter.drawText(segment, Qt.AlignmentFlag.AlignCenter, text)
             x += width
         painter.setPen(QColor(theme.TEXT))
         total = QRectF(rect.right() - TOTAL_WIDTH_PX, rect.top(), TOTAL_WIDTH_PX - 4, rect.height())
-        painter.drawText(total, Qt.AlignVCenter | Qt.AlignRight, f"{self.total_ms:.0f} ms")
+        painter.drawText(total, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, f"{self.total_ms:.0f} ms")

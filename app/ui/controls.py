@@ -98,9 +98,9 @@ def int8_tooltip(quality, folder: Path | str) -> str:
 
 def _combo(min_width: int = 0) -> QComboBox:
     combo = QComboBox()
-    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(12)
-    combo.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+    combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
     if min_width:
         combo.setMinimumWidth(min_width)
     return combo
@@ -108,8 +108,8 @@ def _combo(min_width: int = 0) -> QComboBox:
 
 def _form() -> QFormLayout:
     form = QFormLayout()
-    form.setLabelAlignment(Qt.AlignRight | Qt.AlignVCenter)
-    form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
+    form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
     form.setHorizontalSpacing(8)
     form.setVerticalSpacing(6)
     return form
@@ -153,7 +153,7 @@ class ControlsPanel(QWidget):
         for mode, text, key in MONITOR_LABELS:
             button = QPushButton(f"{text}  {key}")
             button.setCheckable(True)
-            button.setFocusPolicy(Qt.NoFocus)  # Space must reach the window's A/B shortcut
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must reach the window's A/B shortcut
             button.setToolTip({"codec": "Hear Mimi's reconstruction (1)",
                                "bypass": "Hear the input, delayed like the codec path (2); Space toggles with codec",
                                "residual": "Hear what the codec loses: input minus reconstruction (3)"}[mode])
@@ -166,7 +166,7 @@ class ControlsPanel(QWidget):
         record_row = QHBoxLayout()
         self.record_button = QPushButton("●  Record")
         self.record_button.setCheckable(True)
-        self.record_button.setFocusPolicy(Qt.NoFocus)
+        self.record_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.record_button.setToolTip("Record input and codec output as two WAV files (R)")
         self.record_folder_button = QToolButton()
         self.record_folder_button.setText("…")

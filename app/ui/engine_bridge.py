@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -22,6 +23,9 @@ from app.audio.engine import Engine, EngineConfig, load_codec
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.errors import AppError, one_line
 from app.models import check_cached_model, make_int8_copy
+
+if TYPE_CHECKING:
+    from app.codec.streaming import StreamingCodec
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,8 @@ class EngineBridge(QObject):
                  tick_ms: int = UI_TICK_MS):
         super().__init__(parent)
         self.engine = engine_factory()
-        self.codec = None  # the loaded codec: a preview while stopped, the engine's while running
+        # the loaded codec: a preview while stopped, the engine's while running
+        self.codec: StreamingCodec | None = None
         self.codec_model: Path | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mimi-ui-loader")
         self._job: Future | None = None
@@ -270,7 +275,9 @@ class EngineBridge(QObject):
         # thread that prepared it has ended: show it when the engine runs it, not before.
         live = (engine.codec, engine.codec.num_codebooks) if running and engine.codec is not None else None
         if live is not None and live != self._live_codec:
-            self.codec, self.codec_model = engine.codec, Path(str(engine.config.model))
+            config = engine.config
+            assert config is not None  # the engine runs: it has a session, whose config it is
+            self.codec, self.codec_model = engine.codec, Path(str(config.model))
             if self._job is None:  # a swap landed (not our own start, which reports below)
                 self.sigCodec.emit(self.codec)
         self._live_codec = live

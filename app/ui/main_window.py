@@ -96,8 +96,8 @@ class MainWindow(QMainWindow):
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setMinimumWidth(self.controls.minimumWidth() + 12)
         scroll.setMaximumWidth(self.controls.maximumWidth() + 12)
         outer.addWidget(scroll)
@@ -127,11 +127,11 @@ class MainWindow(QMainWindow):
         self.status = self.status_line.labels
 
         menu = self.menuBar().addMenu("&File")
-        self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence.Open)
+        self.open_action = QAction("Open model folder…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
         self.open_action.triggered.connect(self.models.open_model_folder_dialog)
         menu.addAction(self.open_action)
         menu.addMenu(self.controls.int8_menu)
-        quit_action = QAction("Quit", self, shortcut=QKeySequence.Quit)
+        quit_action = QAction("Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
 

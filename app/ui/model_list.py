@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox
 
 from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
@@ -72,6 +73,7 @@ class ModelList:
         combo.blockSignals(True)
         combo.clear()
         items = combo.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
         for v in VARIANTS:
             path = find_cached(v)
             text = v.label + ("" if path else "  · download")
@@ -89,11 +91,11 @@ class ModelList:
             if folder in self._int8:  # listed below, with its numbers
                 continue
             combo.addItem(f"{Path(folder).name}  — {folder}", folder)
-            combo.setItemData(combo.count() - 1, folder, Qt.ToolTipRole)
+            combo.setItemData(combo.count() - 1, folder, Qt.ItemDataRole.ToolTipRole)
         # Local int8 copies: each labelled with its SNR against the float model and both speeds.
         for folder, quality in self._int8.items():
             combo.addItem(int8_label(quality), folder)
-            combo.setItemData(combo.count() - 1, int8_tooltip(quality, folder), Qt.ToolTipRole)
+            combo.setItemData(combo.count() - 1, int8_tooltip(quality, folder), Qt.ItemDataRole.ToolTipRole)
         index = combo.findData(select) if select else -1
         if index < 0 or not self._loadable(index):
             index = next((i for i in range(combo.count()) if self._loadable(i)), -1)

@@ -32,7 +32,7 @@ class ReadoutStrip:
             "monitor": Readout("Hearing", "What the speaker plays: codec, bypass (input) or residual"),
         }
         for card in self.readouts.values():
-            card.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            card.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
             layout.addWidget(card)
         meters = QVBoxLayout()
         meters.setSpacing(2)

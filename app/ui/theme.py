@@ -32,17 +32,18 @@ def apply_dark_theme(app: QApplication) -> None:
     """Fusion style with a dark palette, and pyqtgraph defaults to match."""
     app.setStyle("Fusion")
     palette = QPalette()
+    role = QPalette.ColorRole
     roles = {
-        QPalette.Window: WINDOW, QPalette.WindowText: TEXT, QPalette.Base: BASE,
-        QPalette.AlternateBase: PANEL, QPalette.ToolTipBase: PANEL, QPalette.ToolTipText: TEXT,
-        QPalette.Text: TEXT, QPalette.Button: PANEL, QPalette.ButtonText: TEXT,
-        QPalette.BrightText: "#ffffff", QPalette.Highlight: ACCENT, QPalette.HighlightedText: "#0b0d10",
-        QPalette.Link: ACCENT, QPalette.PlaceholderText: MUTED,
+        role.Window: WINDOW, role.WindowText: TEXT, role.Base: BASE,
+        role.AlternateBase: PANEL, role.ToolTipBase: PANEL, role.ToolTipText: TEXT,
+        role.Text: TEXT, role.Button: PANEL, role.ButtonText: TEXT,
+        role.BrightText: "#ffffff", role.Highlight: ACCENT, role.HighlightedText: "#0b0d10",
+        role.Link: ACCENT, role.PlaceholderText: MUTED,
     }
-    for role, colour in roles.items():
-        palette.setColor(role, QColor(colour))
-    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
-        palette.setColor(QPalette.Disabled, role, QColor("#5d626b"))
+    for key, colour in roles.items():
+        palette.setColor(key, QColor(colour))
+    for key in (role.WindowText, role.Text, role.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, key, QColor("#5d626b"))
     app.setPalette(palette)
     font = QFont(app.font())
     if font.pointSizeF() < 9.5:

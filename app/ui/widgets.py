@@ -32,12 +32,12 @@ class Banner(QFrame):
         layout.setContentsMargins(10, 6, 6, 6)
         self.label = QLabel()
         self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.close_button = QPushButton("Dismiss")
         self.close_button.setFlat(True)
         self.close_button.clicked.connect(self.hide)
         layout.addWidget(self.label, 1)
-        layout.addWidget(self.close_button, 0, Qt.AlignTop)
+        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.kind = ""
         self.topic: str | None = None
         # Counts the messages shown: a hide_later timer only hides the message it was set for,
@@ -105,7 +105,7 @@ class LevelMeter(QWidget):
         self.level_db = -120.0
         self.peak_db = -120.0
         self.setMinimumSize(160, 22)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def set_level(self, db: float) -> None:
         self.level_db = db
@@ -126,7 +126,8 @@ class LevelMeter(QWidget):
         text_w = 64
         bar = QRectF(label_w, 4, self.width() - label_w - text_w, self.height() - 8)
         painter.setPen(QColor(theme.TEXT))
-        painter.drawText(QRectF(0, 0, label_w - 4, self.height()), Qt.AlignVCenter | Qt.AlignRight, self.label)
+        painter.drawText(QRectF(0, 0, label_w - 4, self.height()),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, self.label)
         painter.fillRect(bar, QColor(theme.PLOT_BG))
         gradient = QLinearGradient(bar.left(), 0, bar.right(), 0)
         gradient.setColorAt(0.0, self.colour.darker(160))
@@ -139,5 +140,6 @@ class LevelMeter(QWidget):
         painter.fillRect(QRectF(peak_x - 1, bar.top(), 2, bar.height()), QColor(theme.TEXT))
         text = "  -inf dB" if self.level_db <= -119 else f"{self.level_db:6.1f} dB"
         painter.setPen(QColor(theme.MUTED))
-        painter.drawText(QRectF(bar.right() + 4, 0, text_w - 4, self.height()), Qt.AlignVCenter | Qt.AlignLeft, text)
+        painter.drawText(QRectF(bar.right() + 4, 0, text_w - 4, self.height()),
+                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
         painter.end()

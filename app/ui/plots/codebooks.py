@@ -26,7 +26,8 @@ CODEBOOK_CHROME_PX = 90  # px of that plot that are not rows: title, time axis a
 def code_lut(entries: int = 256) -> np.ndarray:
     """Colour per code bucket (uint8 RGBA, `entries` rows); entry 0 is the 'not sent' background."""
     lut = pg.colormap.get("turbo").getLookupTable(0.0, 1.0, entries, alpha=True).astype(np.ubyte)
-    lut[NOT_SENT] = (*QColor(theme.PLOT_BG).getRgb()[:3], 255)
+    background = QColor(theme.PLOT_BG)
+    lut[NOT_SENT] = (background.red(), background.green(), background.blue(), 255)
     return lut
 
 
@@ -65,8 +66,8 @@ class CodebookActivity(pg.GraphicsLayoutWidget):
         self.bars = pg.BarGraphItem(x0=np.zeros(1), y=np.zeros(1), height=0.8, width=np.zeros(1),
                                     brush=theme.brush(theme.ACCENT, 200), pen=pg.mkPen(None))
         self.bars_plot.addItem(self.bars)
-        self.max_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.BUDGET, style=Qt.DashLine))
-        self.sample_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.MUTED, style=Qt.DotLine))
+        self.max_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.BUDGET, style=Qt.PenStyle.DashLine))
+        self.sample_line = pg.InfiniteLine(angle=90, pen=theme.pen(theme.MUTED, style=Qt.PenStyle.DotLine))
         self.bars_plot.addItem(self.max_line)
         self.bars_plot.addItem(self.sample_line)
         self.ci.layout.setColumnStretchFactor(0, 5)

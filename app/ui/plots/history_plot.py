@@ -66,5 +66,5 @@ class HistoryPlot(pg.PlotWidget):
 
 def limit_line(colour: str, label: str) -> pg.InfiniteLine:
     """A dashed horizontal line at a limit (a budget, a window), labelled at its left end."""
-    return pg.InfiniteLine(angle=0, pen=theme.pen(colour, style=Qt.DashLine), label=label,
+    return pg.InfiniteLine(angle=0, pen=theme.pen(colour, style=Qt.PenStyle.DashLine), label=label,
                            labelOpts={"color": colour, "position": 0.02, "anchors": [(0, 1), (0, 1)]})

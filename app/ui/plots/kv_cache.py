@@ -18,7 +18,7 @@ class KVPlot(HistoryPlot):
         super().__init__(title(f"KV cache length {title('encoder', theme.ENCODE)} / "
                                f"{title('decoder', theme.DECODE)}"), "tokens")
         self.encoder = self.plot(pen=theme.pen(theme.ENCODE), skipFiniteCheck=True)
-        self.decoder = self.plot(pen=theme.pen(theme.DECODE, style=Qt.DashLine), skipFiniteCheck=True)
+        self.decoder = self.plot(pen=theme.pen(theme.DECODE, style=Qt.PenStyle.DashLine), skipFiniteCheck=True)
         self.window_line = limit_line(theme.BUDGET, "window {value:.0f}")
         self.addItem(self.window_line)
         self.curves = (self.encoder, self.decoder)
