@@ -34,7 +34,8 @@ def _colourmap(db: np.ndarray, floor_db: float) -> QImage:
     pixels[..., 1] = 255 * np.clip(1.6 * level - 0.6, 0, 1)  # green: the top ones (orange, then yellow)
     pixels[..., 2] = 255 * np.clip(1.8 * level - 0.1, 0, 1)  # red: everything above the floor
     pixels[..., 3] = 255
-    image = QImage(pixels.data, pixels.shape[1], pixels.shape[0], pixels.shape[1] * 4, QImage.Format.Format_RGB32)
+    height, width = level.shape
+    image = QImage(pixels.data, width, height, width * 4, QImage.Format.Format_RGB32)
     return image.copy()  # own the pixels: the array goes away
 
 
@@ -104,5 +105,5 @@ def render_figure(report: dict, spectrograms: dict[str, np.ndarray], floor_db: f
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
+    image.save(buffer, b"PNG")
     return bytes(data.data())

@@ -181,7 +181,7 @@ def export_pair(out_dir: Path, codebooks: int = 8, weights: Path | None = None, 
             convert_weights_to_fp16(work / ENCODER_FILE, work / ENCODER_FILE,
                                     keep_fp32=lambda n: n.startswith("codebook"))
             convert_weights_to_fp16(work / DECODER_FILE, work / DECODER_FILE)
-        write_export_mark(work, summary["weights"], seed, tiny)
+        write_export_mark(work, str(weights) if weights else "random", seed, tiny)
         out_dir.mkdir(exist_ok=True)
         for name in (ENCODER_FILE, DECODER_FILE, SPEC_FILE, EXPORT_MARK_FILE):
             shutil.move(str(work / name), str(out_dir / name))
