@@ -8,6 +8,7 @@ from app.audio.devices import AudioUnavailable, DeviceError
 from app.audio.engine_config import EngineError
 from app.audio.files import AudioFileError
 from app.audio.recorder import RecordingError
+from app.classic.errors import ClassicError, MissingPackageError, UnknownPathError
 from app.codec.errors import CodecError, DerivedFileError, InputError, ModelContractError
 from app.codec.prepare import PrepareError
 from app.errors import AppError, one_line
@@ -16,7 +17,8 @@ from app.selftest import SelfTestError
 
 USER_FACING = (CodecError, ModelContractError, InputError, DerivedFileError, PrepareError, DeviceError,
                AudioUnavailable, EngineError, AudioFileError, RecordingError, ModelUnavailable, CorruptModel,
-               DownloadError, DownloadCancelled, HubUnresponsive, SelfTestError)
+               DownloadError, DownloadCancelled, HubUnresponsive, SelfTestError, ClassicError, UnknownPathError,
+               MissingPackageError)
 
 
 @pytest.mark.parametrize("kind", USER_FACING, ids=lambda kind: kind.__name__)
