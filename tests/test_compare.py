@@ -40,8 +40,10 @@ def test_compare_writes_every_path_aligned_and_as_long_as_the_input(report, spee
     for path in content["paths"]:
         audio, rate = sf.read(str(out / path["file"]), dtype="float32")
         assert rate == SAMPLE_RATE_HZ and len(audio) == len(speech), path["key"]
-        if path["family"] in ("codec2", "opus"):  # real codecs: the waveform follows the input
-            assert abs(path["lag_ms"]) <= 1.0 and path["correlation"] > 0.2, path
+        # Opus keeps the waveform: aligned to the sample. Codec2 invents its phases, so a waveform
+        # correlation says nothing about it (tests/test_classic.py checks its delay with tone bursts).
+        if path["family"] == "opus":
+            assert abs(path["lag_ms"]) <= 1.0 and path["correlation"] > 0.5, path
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
     assert all(f'src="{p["file"]}"' in page for p in content["paths"])  # a player per path

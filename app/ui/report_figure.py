@@ -105,5 +105,5 @@ def render_figure(report: dict, spectrograms: dict[str, np.ndarray], floor_db: f
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, b"PNG")
+    image.save(buffer, "PNG")  # type: ignore[call-overload]  # PySide6 6.12: the stubs say bytes, it takes str only
     return bytes(data.data())
