@@ -16,7 +16,7 @@ import numpy as np
 
 from app.compare.runner import PathResult
 from app.config import SAMPLE_RATE_HZ
-from app.quality import VISQOL_MISSING, intelligibility, visqol_speech
+from app.quality import VISQOL_MISSING, intelligibility, visqol_available, visqol_speech
 
 __all__ = ["REPORT_JSON", "REPORT_HTML", "FIGURE_PNG", "build_report", "measured_lag_ms", "write_report"]
 
@@ -55,7 +55,7 @@ def build_report(source: Path, reference: np.ndarray, results: list[PathResult],
                  model_note: str | None, visqol: bool, progress: Callable[[str], None] = lambda key: None) -> dict:
     """The report's content: one entry per path, its file, measured bitrate and scores."""
     notes = [model_note] if model_note else []
-    if visqol and visqol_speech(reference[:1600], reference[:1600], SAMPLE_RATE_HZ) is None:
+    if visqol and not visqol_available():
         notes.append(VISQOL_MISSING)
         visqol = False
     paths = []

@@ -4,6 +4,6 @@ STOI and ESTOI (pystoi) always; ViSQOL in speech mode when the `quality` extra i
 Every score takes the reference and the degraded signal already time-aligned, at one rate.
 """
 
-from app.quality.scores import VISQOL_MISSING, intelligibility, visqol_speech
+from app.quality.scores import VISQOL_MISSING, intelligibility, visqol_available, visqol_speech
 
-__all__ = ["VISQOL_MISSING", "intelligibility", "visqol_speech"]
+__all__ = ["VISQOL_MISSING", "intelligibility", "visqol_available", "visqol_speech"]

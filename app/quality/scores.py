@@ -12,12 +12,13 @@ import warnings
 
 import numpy as np
 
-__all__ = ["VISQOL_MISSING", "VISQOL_RATE_HZ", "intelligibility", "visqol_speech"]
+__all__ = ["VISQOL_MISSING", "VISQOL_RATE_HZ", "intelligibility", "visqol_available", "visqol_speech"]
 
 VISQOL_RATE_HZ = 16_000  # ViSQOL's speech mode
 VISQOL_MISSING = "ViSQOL not computed: install the quality extra (pip install -e \".[quality]\")"
 # pystoi needs this much audio (its 30-frame analysis window at 10 kHz, 384 ms) to say anything.
 MIN_STOI_S = 0.4
+MIN_VISQOL_S = 1.0  # ViSQOL's speech mode refuses less than ~0.08 s; under a second says little
 
 
 def _checked(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,8 +61,13 @@ def _visqol():
         return _visqol_api
 
 
+def visqol_available() -> bool:
+    return _visqol() is not None
+
+
 def visqol_speech(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -> float | None:
-    """ViSQOL's MOS-LQO (1..5, 5: transparent) in speech mode, or None without the quality extra.
+    """ViSQOL's MOS-LQO (1..5) in speech mode, or None without the quality extra or for a clip
+    under `MIN_VISQOL_S` (its analysis needs that much).
 
     Costs about half a second per second of audio here: callers run it off any real-time thread.
     """
@@ -71,6 +77,8 @@ def visqol_speech(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -> 
     if api is None:
         return None
     reference, degraded = _checked(reference, degraded)
+    if reference.size < MIN_VISQOL_S * rate_hz:
+        return None
     if rate_hz != VISQOL_RATE_HZ:
         reference = soxr.resample(reference, rate_hz, VISQOL_RATE_HZ, quality="HQ")
         degraded = soxr.resample(degraded, rate_hz, VISQOL_RATE_HZ, quality="HQ")

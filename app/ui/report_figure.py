@@ -7,6 +7,7 @@ Right: a spectrogram per path, stacked in the report's order, on one colour scal
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, QRectF, Qt
@@ -87,7 +88,7 @@ def render_figure(report: dict, spectrograms: dict[str, np.ndarray], floor_db: f
     try:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setFont(QFont("DejaVu Sans", 11))
-        title = f"{report['input']}: {report['duration_s']} s" + ("  (stand-in model: Mimi decodes noise)"
+        title = f"{Path(report['input']).name}: {report['duration_s']} s" + ("  (stand-in model: Mimi decodes noise)"
                                                                   if report.get("stand_in") else "")
         painter.drawText(QRectF(0, 8, WIDTH, 28), Qt.AlignmentFlag.AlignCenter, title)
         _scatter(painter, QRectF(80, 90, 560, 720), report["paths"])
