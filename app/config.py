@@ -27,6 +27,9 @@ assert FRAME_RATE_HZ == 12.5 and FRAME_MS == 1000 * FRAME_S
 DEFAULT_KV_WINDOW = 250
 KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, DEFAULT_KV_WINDOW, 500)
 
+# The live engine's chunk per encode/decode call: whole frames, 80 .. 560 ms.
+CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))
+
 # Where the published models are (a Hugging Face hub repository), and the three files of each.
 HUB_REPO = "BMekiker/mimi-onnx-streaming"
 ENCODER_FILE = "encoder_model.onnx"

@@ -212,7 +212,7 @@ def test_numbers_in_range_still_parse(tmp_path, no_handlers, command, option, va
 
 
 def test_run_chunk_bound_is_the_engines():
-    from app.audio.engine import CHUNK_CHOICES_MS
+    from app.audio.engine_config import CHUNK_CHOICES_MS
     from app.cli.args import RUN_CHUNK_MS_MAX, chunk_ms
 
     parse = chunk_ms(RUN_CHUNK_MS_MAX)

@@ -61,7 +61,7 @@ from app.audio.sources import FileSource, MicSource, OutputSink, Source, ToneSou
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
 from app.codec.tuning import tuned_threads
-from app.config import DEFAULT_KV_WINDOW, KV_WINDOW_CHOICES, SAMPLE_RATE_HZ  # noqa: F401 - the KV names re-exported for app/ui
+from app.config import SAMPLE_RATE_HZ
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,11 @@ import numpy as np
 from app.codec import StreamingCodec, prepare_model
 from app.codec.measure import stream
 from app.codec.tuning import tuned_threads
-from app.config import DEFAULT_DEVICE_LATENCY_MS, DEFAULT_KV_WINDOW, FRAME_MS, SAMPLE_RATE_HZ
+from app.config import CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_MS, DEFAULT_KV_WINDOW, FRAME_MS, SAMPLE_RATE_HZ
 from app.errors import AppError
 
 MONITORS = ("codec", "bypass", "residual")
 SOURCES = ("mic", "file", "tone")
-CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))  # 80 .. 560
 WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
 # Until the live waits are known, the target covers twice the slowest steady warm-up call (live
 # calls run colder than back-to-back ones) and one 10 ms input block.

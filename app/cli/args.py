@@ -12,7 +12,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-from app.config import FRAME_MS, SAMPLE_RATE_HZ
+from app.config import CHUNK_CHOICES_MS, FRAME_MS, SAMPLE_RATE_HZ
 
 __all__ = [
     "bench_frames",
@@ -32,9 +32,7 @@ __all__ = [
 DURATION_MAX_S = 7 * 24 * 3600.0  # a week: longer is a typo, and still ends
 TONE_MAX_HZ = SAMPLE_RATE_HZ / 2  # Nyquist of the codec's 24 kHz audio (exclusive)
 ROUNDTRIP_CHUNK_MS_MAX = 10_000  # 125 frames per call; 8000 s asked for ~320 GB and died in bad_alloc
-# 560 = max(app.audio.engine.CHUNK_CHOICES_MS); not imported, the engine loads onnxruntime
-# (tests/test_cli_faults.py checks that the two agree).
-RUN_CHUNK_MS_MAX = 7 * FRAME_MS
+RUN_CHUNK_MS_MAX = max(CHUNK_CHOICES_MS)
 DEVICE_LATENCY_MS_MAX = 500  # more only delays Stop (PortAudio drains what it asked for)
 THREADS_MAX = 256  # ONNX Runtime intra-op threads; each is a real OS thread
 BENCH_FRAMES_MAX = 15_000  # 20 minutes: the input is built up front (~80 bytes per sample)

@@ -25,8 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.audio.engine import CHUNK_CHOICES_MS, KV_WINDOW_CHOICES
-from app.config import FRAME_RATE_HZ
+from app.config import CHUNK_CHOICES_MS, FRAME_RATE_HZ, KV_WINDOW_CHOICES
 from app.ui import theme
 
 DEFAULT_CODEBOOK_BITS = 11  # log2(2048), Mimi's codebook size

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from app.audio.engine import CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW
-from app.config import APP_NAME
+from app.config import APP_NAME, CHUNK_CHOICES_MS, DEFAULT_KV_WINDOW
 
 WINDOW_GEOMETRY = "window/geometry"
 CHUNK_MS = "audio/chunk_ms"
