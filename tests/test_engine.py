@@ -30,6 +30,7 @@ def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
     """FakeIO's clock is the test's ticks (the engine times itself with it), and the warm-up
     reports a fixed 5 ms per call, so wall-clock compute time never changes what plays."""
     import app.audio.engine as engine_module
+    import app.audio.live_changes as live_changes_module
 
     real_warm_up = engine_module.warm_up
 
@@ -37,7 +38,8 @@ def _deterministic_preroll(monkeypatch: pytest.MonkeyPatch) -> None:
         real_warm_up(codec, chunk_samples, calls)
         return [0.005] * calls
 
-    monkeypatch.setattr(engine_module, "warm_up", fixed_warm_up)
+    monkeypatch.setattr(engine_module, "warm_up", fixed_warm_up)  # at start
+    monkeypatch.setattr(live_changes_module, "warm_up", fixed_warm_up)  # a live switch
 
 
 def test_the_first_target_covers_twice_the_slowest_warm_up_call_and_an_input_block() -> None:

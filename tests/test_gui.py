@@ -269,6 +269,7 @@ def record_hashing(monkeypatch) -> list[threading.Thread]:
 def record_codec_loads(monkeypatch) -> list[Path]:
     """Every model folder a codec is built from (preview load, start or live swap)."""
     import app.audio.engine
+    import app.audio.live_changes
     import app.codec
 
     built = []
@@ -284,7 +285,8 @@ def record_codec_loads(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(app.codec, "StreamingCodec", codec)
     monkeypatch.setattr(engine_bridge_module, "load_codec", load)
-    monkeypatch.setattr(app.audio.engine, "load_codec", load)  # the engine's live swap
+    monkeypatch.setattr(app.audio.engine, "load_codec", load)  # the engine's start
+    monkeypatch.setattr(app.audio.live_changes, "load_codec", load)  # the engine's live swap
     return built
 
 

@@ -60,13 +60,13 @@ def test_stop_works_while_a_model_switch_is_loading(qtbot, settings, monkeypatch
     start_and_wait(qtbot, window)
     release = threading.Event()
     real_load = engine_bridge_module.load_codec
-    import app.audio.engine as engine_module
+    import app.audio.live_changes as live_changes_module
 
     def slow_load(config):
         release.wait(10)
         return real_load(config)
 
-    monkeypatch.setattr(engine_module, "load_codec", slow_load)
+    monkeypatch.setattr(live_changes_module, "load_codec", slow_load)  # the live swap
     assert window.add_model_folder(model_dir("tiny-16cb"))
     qtbot.waitUntil(lambda: window.bridge.busy, timeout=WAIT_MS)
     assert window.controls.start_button.isEnabled() and window.controls.start_button.text() == "Stop"

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +42,10 @@ from app.audio.engine_config import (  # noqa: F401 - the engine's public names,
     warm_up,
 )
 from app.audio.io_base import IOBase
+from app.audio.live_changes import LiveChanges
 from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
 from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
-from app.audio.recorder import RecordingError, SessionRecorder
+from app.audio.recorder import SessionRecorder
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     FADE_SAMPLES,
     LiveSession,
@@ -60,7 +60,6 @@ from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
 from app.audio.sources import FileSource, MicSource, OutputSink, Source, ToneSource
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
-from app.codec.tuning import tuned_threads
 from app.config import SAMPLE_RATE_HZ
 
 log = logging.getLogger(__name__)
@@ -71,8 +70,9 @@ POLL_S = 0.002
 GIL_SWITCH_INTERVAL_S = 0.001
 
 
-class Engine:
-    """Start/stop a live session and read its metrics from `queue`."""
+class Engine(LiveChanges):
+    """Start/stop a live session and read its metrics from `queue`; switches and settings while
+    it runs are LiveChanges (live_changes.py)."""
 
     def __init__(self, io_factory: Callable[[EngineConfig], IOBase] | None = None,
                  timing_policy: TimingPolicy | None = None):
@@ -185,64 +185,6 @@ class Engine:
         return {**self.stats.summary(), **self.info, "stop_reason": self.stop_reason,
                 "metrics_dropped": self.queue.dropped}
 
-    def request_codec(self, model: Path | str | None = None, codebooks: int | None = None) -> threading.Thread:
-        """Loads another model in the background and swaps it in between chunks.
-
-        Audio keeps flowing with the current codec while the new one loads; an error becomes an
-        "error" event and the current codec stays. A load that ends after the session does is
-        dropped.
-        """
-        session = self._require_session()
-        model = model or session.config.model
-        # Thread counts are timed only while nothing streams: a timing taken now would measure the
-        # stream as much as the model, and be kept.
-        threads = session.config.threads or tuned_threads(model, may_measure=False)
-        config = replace(session.config, model=model, codebooks=codebooks, threads=threads)
-
-        def load() -> None:
-            codec = load_codec(config)
-            self._between_chunks()  # the warm-up's cold first call in the worker's idle time
-            warm_up(codec, config.chunk_samples, calls=1)
-
-            def swap(current: LiveSession) -> None:
-                current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)
-                self._announce_codec(current)
-
-            self._schedule(session, swap)
-
-        return self._in_background(session, load, "could not switch model")
-
-    def request_codebooks(self, codebooks: int) -> threading.Thread:
-        """Switches the codebook count of the running codec, its stream state carrying on.
-
-        The decoder for k < K is prepared in the background (built once, then cached) and run
-        once, so its first call in the stream is not a cold one; the switch itself happens
-        between two chunks.
-        """
-        session = self._require_session()
-        codec = session.codec
-
-        def prepare() -> None:
-            codec.prepare_codebooks(codebooks)
-            self._between_chunks()
-            codec.warm_codebooks(codebooks)
-
-            def switch(current: LiveSession) -> None:
-                if current.codec is codec:  # not replaced by another model meanwhile
-                    codec.set_codebooks(codebooks)
-                    current.config = replace(current.config, codebooks=codebooks)
-                    self._announce_codec(current)
-
-            self._schedule(session, switch)
-
-        return self._in_background(session, prepare, "could not switch codebooks")
-
-    def _between_chunks(self, timeout_s: float = 1.0) -> None:
-        """Waits (loader thread) until the worker has just finished a chunk: work started now
-        shares the CPU with the worker's idle time rather than with its next chunk."""
-        self._chunk_done.clear()
-        self._chunk_done.wait(timeout_s)
-
     def _open_devices(self, config: EngineConfig) -> IOBase:
         try:
             return self._io_factory(config)
@@ -253,87 +195,6 @@ class Engine:
             # server was busy or starting may have missed it. A fresh look before giving up.
             self._reinitialize()
             return self._io_factory(config)
-
-    def set_devices(self, input_device: int | str | None, output_device: int | str | None) -> None:
-        """Moves the running session to other devices between two chunks (a short gap); the
-        codec, timing and recording carry on. If they cannot open, the defaults are used."""
-        session = self._require_session()
-
-        def apply(current: LiveSession) -> None:
-            current.config = replace(current.config, input_device=input_device, output_device=output_device)
-            if not self._reconnect(current, "switching audio devices"):
-                self.queue.put(EngineEvent("error", "no audio device could be opened"))
-                self._finish("device error: no audio device could be opened")
-
-        self._schedule(session, apply)
-
-    def set_kv_window(self, window: int | None) -> None:
-        """Changes the KV window of the running codec; it applies at the next chunk."""
-        session = self._require_session()
-
-        def apply(current: LiveSession) -> None:
-            current.codec.set_kv_window(window)
-            current.config = replace(current.config, kv_window=window)
-            self.info["kv_window"] = window
-
-        self._schedule(session, apply)
-
-    def set_recording(self, folder: Path | None) -> None:
-        """Starts recording into `folder` (or stops, with None) between two chunks."""
-        session = self._require_session()
-
-        def apply(current: LiveSession) -> None:
-            if current.recorder is not None:
-                current.recorder.close()
-                current.recorder = None
-            if folder is not None:
-                try:
-                    current.recorder = SessionRecorder(folder)
-                except RecordingError as exc:
-                    self.queue.put(EngineEvent("error", str(exc)))
-            paths = [str(current.recorder.input_path), str(current.recorder.output_path)] if current.recorder else None
-            self.info["recording"] = paths
-            self.queue.put(EngineEvent("recording", "\n".join(paths or [])))
-
-        self._schedule(session, apply)
-
-    def _stop_recording(self, session: LiveSession, why: str) -> None:
-        if session.recorder is not None:
-            session.recorder.close()
-        session.recorder = None
-        self.info["recording"] = None
-        self.queue.put(EngineEvent("recording", ""))
-        self.queue.put(EngineEvent("warning", why))
-
-    def _require_session(self) -> LiveSession:
-        session = self._session
-        if session is None:
-            raise EngineError("the engine is not running")
-        return session
-
-    def _schedule(self, session: LiveSession, action: Callable[[LiveSession], None]) -> None:
-        # deque.append is atomic: the caller's thread hands the action to the worker.
-        self._actions.append((session, action))
-
-    def _in_background(self, session: LiveSession, work: Callable[[], None], failure: str) -> threading.Thread:
-        """Runs a switch's preparation on a loader thread. Its chunks, and those of the first
-        seconds after it lands (or fails), are a disturbance the timing does not learn from."""
-        self._schedule(session, lambda current: current.timing.hold_disturbed(True, current.clock()))
-
-        def release(current: LiveSession) -> None:
-            current.timing.hold_disturbed(False, current.clock())
-
-        def run() -> None:
-            try:
-                work()
-            except Exception as exc:  # noqa: BLE001 - reported to the user, the engine keeps running
-                self.queue.put(EngineEvent("error", f"{failure}: {exc}"))
-            finally:
-                self._schedule(session, release)  # after the swap the work scheduled
-
-        loader = threading.Thread(target=run, name="mimi-loader", daemon=True)
-        loader.start()
-        return loader
 
     # -- worker side -------------------------------------------------------------------------
 

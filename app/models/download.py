@@ -6,13 +6,9 @@ resumed with a Range request by huggingface_hub; files already complete stay in 
 running the download again fetches only what is missing. A partial file is never left behind where
 the loader could find it.
 
-A hub that never answers must not hang the download: huggingface_hub 2.4 sends `model_info` and
-`paths-info` with no timeout at all, and retries a file's metadata (60 s a try) and body for
-minutes; HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT cover only some requests. So while a
-download runs, no request of its hub client waits longer than MIMI_LIVE_HUB_TIMEOUT_S (default
-10 s) to connect or for the next bytes, and HUB_TRIES failed tries in a row without progress end
-the download with one line naming the host (HubUnresponsive): about 30 s at worst. (Files a hub
-serves through hf_xet are fetched by hf_xet's own client, with its own timeouts and retries.)
+A hub that never answers must not hang the download (hub_client.py): about 30 s at worst, then
+one line naming the host. (Files a hub serves through hf_xet are fetched by hf_xet's own client,
+with its own timeouts and retries.)
 
 Before a variant is reported downloaded, every file is checked against the hub's metadata
 (`model_info(files_metadata=True)`: size and sha256 for LFS files, git blob sha1 otherwise); the
@@ -22,15 +18,11 @@ load. A file that fails is removed from the cache and reported.
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from tqdm import tqdm as _base_tqdm
@@ -51,17 +43,20 @@ from app.models.errors import (
     CorruptModel,
     DownloadCancelled,
     DownloadError,
-    HubUnresponsive,
     UnknownModel,
-    one_line_reason,
     translate_download_error,
+)
+from app.models.hub_client import (  # noqa: F401 - the timeout's names, re-exported
+    DEFAULT_HUB_TIMEOUT_S,
+    HUB_TIMEOUT_ENV,
+    HUB_TRIES,
+    Budget,
+    bounded,
+    hub_timeout_s,
+    metadata,
 )
 
 RATE_WINDOW_S = 3.0  # rate = bytes over the last few seconds
-HUB_TIMEOUT_ENV = "MIMI_LIVE_HUB_TIMEOUT_S"
-DEFAULT_HUB_TIMEOUT_S = 10.0  # per connect and per read: a working hub answers well within it
-HUB_TRIES = 3  # failed tries in a row, with no byte received, before giving up
-RETRY_PAUSE_S = 0.5  # between two tries of a metadata request
 
 
 @dataclass(frozen=True)
@@ -117,7 +112,7 @@ def list_models(cache_dir: Path | str | None = None) -> list[ModelStatus]:
 
 class _Aggregator:
     def __init__(self, name: str, total: int, callback: ProgressCallback | None,
-                 cancel: threading.Event | None, budget: _Budget | None = None) -> None:
+                 cancel: threading.Event | None, budget: Budget | None = None) -> None:
         self.name = name
         self.budget = budget
         self.total = total
@@ -170,178 +165,10 @@ class _Aggregator:
 
 
 # ---------------------------------------------------------------------------------------------
-# Timeouts and a bounded number of tries for every request the hub client sends (downloading thread)
-
-
-def hub_timeout_s() -> float:
-    """Seconds allowed per connect and per read: MIMI_LIVE_HUB_TIMEOUT_S, or 10."""
-    raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_HUB_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise DownloadError(f"{HUB_TIMEOUT_ENV}={raw!r} is not a number of seconds above 0; unset it or set e.g. 10")
-    return value
-
-
-class _Budget:
-    """Failed tries in a row since the last progress: a whole answer, or file bytes kept.
-
-    Bytes that arrive and are lost in the next stall (huggingface_hub keeps a file's bytes in 10 MB
-    pieces) are not progress: a server that sends a little and stalls, again and again, runs out.
-    """
-
-    def __init__(self, timeout_s: float, tries: int) -> None:
-        self.timeout_s = timeout_s
-        self.tries = tries
-        self.failures = 0
-        self.what = f"the file list of {HUB_REPO}"
-        self.received = False  # some bytes of `what` arrived: a stall, not silence
-
-    def fetching(self, what: str) -> None:
-        self.what, self.received = what, False
-
-    def answered(self) -> None:
-        """A whole answer, or file bytes kept (written to the cache): the tries start again."""
-        self.failures = 0
-
-    def failed(self, host: str, exc: BaseException, waited_s: float) -> None:
-        """Counts a failed try (that waited up to `waited_s`); raises HubUnresponsive once they run out."""
-        import httpx2
-
-        self.failures += 1
-        if self.failures < self.tries:
-            return
-        n = f"{self.failures} {'try' if self.failures == 1 else 'tries'}"
-        t = f"{waited_s:g} s"
-        if isinstance(exc, httpx2.ConnectError):
-            message = (f"cannot reach {host} ({one_line_reason(exc)}; {n}): check your network or set "
-                       "HF_ENDPOINT; models already downloaded still work")
-        elif self.received:
-            message = (f"{host} stopped sending {self.what} (nothing for {t}, {n}): check your network and "
-                       "run the download again (completed files are kept)")
-        elif isinstance(exc, httpx2.TimeoutException):
-            message = f"{host} did not answer within {t} ({n}): check your network or set HF_ENDPOINT"
-        else:
-            message = (f"the connection to {host} kept dropping while downloading {self.what} "
-                       f"({one_line_reason(exc)}; {n}): check your network and run the download again")
-        raise HubUnresponsive(message) from exc
-
-
-_active = threading.local()  # .budget: the download running on this thread, if any
-# huggingface_hub's own best-effort lookups (it swallows their failures): not tries of the download
-_BEST_EFFORT_PATHS = ("/api/agent-harnesses",)
-
-
-def _host(url) -> str:
-    return f"{url.host}:{url.port}" if url.port else url.host
-
-
-def _capped(request, limit_s: float) -> float:
-    """Caps the request's timeouts at `limit_s` (None, huggingface_hub's default, means no limit at all);
-    returns the read timeout, what a silent server costs."""
-    given = request.extensions.get("timeout") or {}
-    timeout = {k: limit_s if given.get(k) is None else min(given[k], limit_s)
-               for k in ("connect", "read", "write", "pool")}
-    request.extensions = {**request.extensions, "timeout": timeout}
-    return max(timeout["connect"], timeout["read"])
-
-
-@cache
-def _client_class() -> type:
-    import httpx2
-
-    transient = (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
-
-    class WatchedStream(httpx2.SyncByteStream):
-        """A response body whose stalls count as failed tries (after bytes: "stopped sending")."""
-
-        def __init__(self, inner, budget: _Budget, host: str, read_s: float) -> None:
-            self._inner, self._budget, self._host, self._read_s = inner, budget, host, read_s
-
-        def __iter__(self):
-            try:
-                for chunk in self._inner:
-                    self._budget.received = self._budget.received or bool(chunk)
-                    yield chunk
-            except transient as exc:
-                self._budget.failed(self._host, exc, self._read_s)
-                raise
-
-        def close(self) -> None:
-            self._inner.close()
-
-    class BoundedClient(httpx2.Client):
-        """huggingface_hub's client; no request waits longer than our timeout (its own: None to 60 s)."""
-
-        def send(self, request, **kwargs):
-            budget: _Budget | None = getattr(_active, "budget", None)
-            waits_s = _capped(request, budget.timeout_s if budget is not None else DEFAULT_HUB_TIMEOUT_S)
-            if budget is None or request.url.path.endswith(_BEST_EFFORT_PATHS):
-                return super().send(request, **kwargs)
-            host = _host(request.url)
-            try:
-                response = super().send(request, **kwargs)
-            except transient as exc:
-                budget.failed(host, exc, waits_s)
-                raise
-            if kwargs.get("stream"):
-                response.stream = WatchedStream(response.stream, budget, host, request.extensions["timeout"]["read"])
-            else:
-                budget.answered()
-            return response
-
-    return BoundedClient
-
-
-def _install_bounded_client() -> None:
-    """Makes huggingface_hub's shared client a BoundedClient (same hooks, proxies from the environment)."""
-    from huggingface_hub import get_session, set_client_factory
-
-    cls = _client_class()
-    session = get_session()
-    if isinstance(session, cls):
-        return
-    hooks = session.event_hooks  # offline mode, request ids: keep what huggingface_hub installs
-    set_client_factory(lambda: cls(event_hooks=hooks, follow_redirects=True, timeout=None))
-
-
-@contextmanager
-def _bounded(budget: _Budget) -> Iterator[_Budget]:
-    """Runs the block with `budget` on this thread's hub requests and huggingface_hub's retry chatter quiet."""
-    _install_bounded_client()
-    hub_log = logging.getLogger("huggingface_hub")
-    level = hub_log.level
-    if not os.environ.get("HF_HUB_VERBOSITY"):  # our one line says it all; warnings would be extra lines
-        hub_log.setLevel(logging.ERROR)
-    _active.budget = budget
-    try:
-        yield budget
-    finally:
-        _active.budget = None
-        hub_log.setLevel(level)
-
-
-def _metadata(budget: _Budget, call: Callable[[], object]):
-    """One metadata request, tried again after a timeout or a dropped connection (the budget counts)."""
-    import httpx2
-
-    for _ in range(budget.tries - 1):
-        try:
-            return call()
-        except (httpx2.TimeoutException, httpx2.ReadError, httpx2.RemoteProtocolError):
-            time.sleep(RETRY_PAUSE_S)  # a refused connection is not retried: it is an answer
-    return call()
-
-
-# ---------------------------------------------------------------------------------------------
 # Download
 
 
-def _file_entries(api, info, name: str, budget: _Budget) -> dict:
+def _file_entries(api, info, name: str, budget: Budget) -> dict:
     """Repository path -> metadata entry (`.size`, `.blob_id`, `.lfs`) for the variant's files.
 
     The hub puts them in `model_info`'s siblings; mirrors that list bare file names there are
@@ -350,7 +177,7 @@ def _file_entries(api, info, name: str, budget: _Budget) -> dict:
     entries = {s.rfilename: s for s in (info.siblings or [])}
     wanted = [f"{name}/{filename}" for filename in MODEL_FILES]
     if any(p in entries and entries[p].lfs is None and not entries[p].blob_id for p in wanted):
-        found = _metadata(budget, lambda: api.get_paths_info(HUB_REPO, wanted, revision=info.sha))
+        found = metadata(budget, lambda: api.get_paths_info(HUB_REPO, wanted, revision=info.sha))
         entries.update({f.path: f for f in found if hasattr(f, "blob_id")})  # files, not folders
     return entries
 
@@ -406,18 +233,18 @@ def download_variant(
         raise DownloadError(f"offline mode (HF_HUB_OFFLINE=1): {name} is not in the cache "
                             f"{'intact' if folder else ''}".rstrip() + "; only cached models can be used")
 
-    budget = _Budget(hub_timeout_s(), HUB_TRIES)
-    with _bounded(budget):
+    budget = Budget(hub_timeout_s(), HUB_TRIES)
+    with bounded(budget):
         return _download(name, budget, cache_dir, endpoint, token, progress, cancel)
 
 
-def _download(name: str, budget: _Budget, cache_dir, endpoint, token, progress, cancel) -> Path:
+def _download(name: str, budget: Budget, cache_dir, endpoint, token, progress, cancel) -> Path:
     from huggingface_hub import HfApi, hf_hub_download
 
     what = f"{HUB_REPO} ({name})"
     try:
         api = HfApi(endpoint=endpoint, token=token)
-        info = _metadata(budget, lambda: api.model_info(HUB_REPO, revision="main", files_metadata=True,
+        info = metadata(budget, lambda: api.model_info(HUB_REPO, revision="main", files_metadata=True,
                                                         timeout=budget.timeout_s))
         entries = _file_entries(api, info, name, budget)
     except Exception as exc:  # every failure becomes one line
