@@ -106,3 +106,11 @@ def test_a_codebook_count_the_model_lacks_is_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "--codebooks 9" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_play_on_a_missing_device_is_refused_before_any_work(tmp_path, capsys) -> None:
+    assert main(["compare", str(SPEECH), "--out", str(tmp_path / "o"), "--model", str(model_dir("tiny-8cb")),
+                 "--play", "--device", "no such device"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "device" in err
+    assert not (tmp_path / "o").exists()

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import app.cli.args as cli_args
 import app.cli.codec_loader as codec_loader
 from app.cli.args import MODEL_HELP
 from app.cli.output import PROG, format_bps, print_json
@@ -58,6 +59,12 @@ def add_compare(p: argparse.ArgumentParser) -> None:
                    help="add ViSQOL (speech mode) per path: needs the quality extra; ~0.5 s per second of audio "
                    "per path here")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="ONNX Runtime threads (default: tuned)")
+    p.add_argument("--play", action="store_true",
+                   help="then play the first seconds of every path one after another, each announced")
+    p.add_argument("--play-seconds", type=cli_args.bounded_float(0.0, 600.0, "seconds"), default=10.0, metavar="S",
+                   help="how much of each path --play plays (default 10)")
+    p.add_argument("--device", type=cli_args.device, default=None, metavar="ID|NAME",
+                   help="output device for --play (default: the system's)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(handler=cmd_compare)
 
@@ -75,6 +82,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from app.compare.runner import original, run_classic, run_mimi
     from app.compare.spectra import log_spectrogram
 
+    if args.play:  # an output that cannot play is said before minutes of work, not after
+        from app.audio.devices import resolve_device
+
+        resolve_device(args.device, "output")
     pcm = read_audio_24k_mono(args.input)
     codec = codec_loader.open_codec(args.model, threads=args.threads)
     counts = args.codebooks or [k for k in (1, 2, 4, 8, 16, 32) if k < codec.max_codebooks] + [codec.max_codebooks]
@@ -102,8 +113,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     write_report(args.out, report, figure)
     if args.json:
         print_json(report)
-        return 0
-    print(f"{args.input} -> {args.out}/report.html ({report['duration_s']} s, {len(results)} paths)")
+    else:
+        _print_summary(args, report, len(results))
+    if args.play:
+        _play(results, args.play_seconds, args.device)
+    return 0
+
+
+def _play(results: list, seconds: float, device: int | str | None) -> None:
+    from app.audio.playback import play_in_turn
+
+    keep = int(seconds * SAMPLE_RATE_HZ)
+
+    def announce(index: int, label: str) -> None:
+        print(f"{PROG}: playing {index + 1}/{len(results)}: {label}", file=sys.stderr, flush=True)
+
+    play_in_turn([(r.label, r.audio[:keep]) for r in results], device, announce)
+
+
+def _print_summary(args: argparse.Namespace, report: dict, paths: int) -> None:
+    print(f"{args.input} -> {args.out}/report.html ({report['duration_s']} s, {paths} paths)")
     for note in report["notes"]:
         print(f"  note: {note}")
     for path in report["paths"]:
@@ -112,7 +141,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
                            (("stoi", "STOI"), ("estoi", "ESTOI"), ("visqol_moslqo", "ViSQOL"))
                            if path.get(key) is not None)
         print(f"  {path['label']:<20} {rate:>12}  {scores}")
-    return 0
 
 
 def _figure(report: dict, spectrograms: dict) -> bytes | None:
