@@ -134,6 +134,14 @@ def test_the_bank_adds_the_longest_look_ahead_to_every_paths_target() -> None:
     assert targets[True] - targets[False] == pytest.approx(extra_ms, abs=0.05)
 
 
+def test_a_classic_monitor_needs_the_classic_paths_on() -> None:
+    from app.audio.engine import EngineError
+
+    with pytest.raises(EngineError, match="classic paths"):
+        EngineConfig(model=model_dir("tiny-8cb"), monitor="opus-6k").validate()
+    classic_config("opus-6k").validate()
+
+
 def test_the_measured_bitrates_are_published() -> None:
     engine, ios = make_engine()
     engine.start(classic_config("codec"), threaded=False)

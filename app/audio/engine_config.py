@@ -69,6 +69,8 @@ class EngineConfig:
             raise EngineError(f"source '{self.source}': choose one of {', '.join(SOURCES)}")
         if self.monitor not in MONITORS:
             raise EngineError(f"monitor '{self.monitor}': choose one of {', '.join(MONITORS)}")
+        if self.monitor in CLASSIC_PATHS and not self.classic_paths:
+            raise EngineError(f"monitor '{self.monitor}' needs the classic paths on (classic_paths)")
         if self.source == "file" and self.input_file is None:
             raise EngineError("source 'file' needs an input file")
         if self.kv_window is not None and self.kv_window < 2:
