@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from app.audio.classic_paths import CLASSIC_MARGIN_S, ClassicBank, lookahead_needed
 from app.audio.devices import DeviceError
 from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
     CHUNK_CHOICES_MS,
@@ -125,6 +126,7 @@ class Engine(LiveChanges):
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
+        bank, bank_warning = ClassicBank.open() if config.classic_paths else (None, None)
         io = self._open_devices(config)
         recorder = None
         try:
@@ -136,6 +138,8 @@ class Engine(LiveChanges):
             slack = sink.slack + getattr(source, "slack", 0)  # what the resamplers hold back
             cover = initial_cover_s(warmup_s[1:]) + slack / SAMPLE_RATE_HZ  # the first call is cold
             timing = TimingController(config.chunk_samples, cover, self.timing_policy)
+            if bank is not None:  # every path waits as long as the slowest classic one: all in step
+                timing.set_cover_extra(bank.max_delay / SAMPLE_RATE_HZ + CLASSIC_MARGIN_S)
             # The first chunk needs a whole chunk of input before it can play: cover that too.
             sink.write_silence(timing.target + config.chunk_samples)
             recorder = SessionRecorder(config.record_dir) if config.record_dir else None
@@ -152,7 +156,7 @@ class Engine(LiveChanges):
         self.stop_reason = None
         clock = SessionClock(io)
         self._session = LiveSession(config, codec, io, source, sink, timing, np.zeros(config.chunk_samples, np.float32),
-                                 clock, recorder, requested_at=requested_at)
+                                 clock, recorder, requested_at=requested_at, bank=bank)
         self.info = {
             "model": str(config.model), "codebooks": codec.num_codebooks, "bitrate_bps": codec.bitrate_bps,
             "chunk_ms": config.chunk_ms,
@@ -163,10 +167,14 @@ class Engine(LiveChanges):
             "warmup_ms": [round(t * 1000, 1) for t in warmup_s],
             "recording": [str(recorder.input_path), str(recorder.output_path)] if recorder else None,
             "reconnects": 0,
+            "classic_bps": bank.bps() if bank else None,
+            "classic_delay_samples": {key: bank.delay(key) for key in bank.codecs} if bank else None,
         }
         self.queue.put(EngineEvent("started", f"streaming {config.source} through {Path(str(config.model)).name}"))
         if codec.kv_warning:
             self.queue.put(EngineEvent("warning", codec.kv_warning))
+        if bank_warning:
+            self.queue.put(EngineEvent("warning", bank_warning))
         self._stop.clear()
         if threaded:
             self._thread = threading.Thread(target=self._run, name="mimi-worker", daemon=True)
@@ -227,8 +235,11 @@ class Engine(LiveChanges):
                 timing.note_dropped(source.drop_frames(drop))
         elif sink.level() > timing.target:
             return False  # generated sources are paced by the speaker
-        if not source.read(session.chunk):
+        bank, monitor = session.bank, self.monitor
+        ahead = lookahead_needed(bank, monitor, session.applied_monitor, len(session.chunk), FADE_SAMPLES)
+        if not source.read(session.chunk, ahead=ahead):  # a classic path heard: its look-ahead too
             return False
+        start, session.input_pos = session.input_pos, session.input_pos + len(session.chunk)
         queued = source.backlog() if source.live else 0  # input still waiting behind this chunk
         dry = session.chunk
         codec = session.codec
@@ -237,13 +248,18 @@ class Engine(LiveChanges):
         encode_ms = codec.last_encode_ms
         wet = codec.decode(codes)
         decode_ms = codec.last_decode_ms
+        fading = bank is not None and (monitor in bank.codecs or session.applied_monitor in bank.codecs)
+        classic = self._heard_classic(session, monitor, start, ahead) if fading else None
         compute_s = session.clock() - started
-        out = monitor_mix(session, self.monitor, dry, wet)
+        out = monitor_mix(session, monitor, dry, wet, classic)
         if not session.aligned:
             self._align_first_chunk(session, queued, compute_s)
         buffered = sink.level()
-        correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live)
+        correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live,
+                                    lookahead=ahead if source.live else 0)
         sink.write(apply_correction(session, correction, out))
+        if bank is not None:  # the paths not heard: only the input already there, never waiting
+            self._feed_classic(session, bank, start, bank.max_delay)
         self._forward_timing_events(session)
         self.audio_tap.append(dry, wet)
         if session.recorder is not None:
@@ -257,6 +273,27 @@ class Engine(LiveChanges):
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
         self._chunk_done.set()
         return True
+
+    def _heard_classic(self, session: LiveSession, monitor: str, start: int, ahead: int) -> dict[str, np.ndarray]:
+        """The heard classic path (and the one faded out of), fed up to the chunk's end plus its
+        delay, and their output aligned with the chunk."""
+        bank = session.bank
+        assert bank is not None  # called only with a bank
+        n = len(session.chunk)
+        keys = list(dict.fromkeys(key for key in (monitor, session.applied_monitor) if key in bank.codecs))
+        self._feed_classic(session, bank, start, ahead, keys)
+        out = {}
+        for key in keys:  # the one faded out of is needed for the crossfade only
+            out[key] = bank.aligned(key, start, n if key == monitor else min(n, FADE_SAMPLES))
+            out[key] = np.pad(out[key], (0, n - len(out[key])))
+        return out
+
+    def _feed_classic(self, session: LiveSession, bank: ClassicBank, start: int, ahead: int,
+                      keys: list[str] | None = None) -> None:
+        """Feeds `keys` (all paths by default) the chunk and up to `ahead` input after it."""
+        window = np.concatenate([session.chunk, session.source.lookahead(ahead)])
+        for key in keys if keys is not None else bank.codecs:
+            bank.feed(key, window, start)
 
     def _align_first_chunk(self, session: LiveSession, queued: int, compute_s: float) -> None:
         # The streams start at slightly different moments; whatever the speaker consumed before
@@ -327,6 +364,9 @@ class Engine(LiveChanges):
         self.queue.put(metrics)
         self.info["drift_correction_ppm"] = round(session.timing.drift_ppm)
         self.info["preroll_ms"] = metrics.target_ms
+        if session.bank is not None:  # measured from the bytes each path really produced
+            self.info["classic_bps"] = session.bank.bps()
+            self.info["classic_short_samples"] = session.bank.short_samples
 
     def _finish(self, reason: str) -> None:
         with self._finish_lock:

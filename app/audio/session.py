@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.audio.classic_paths import ClassicBank
 from app.audio.engine_config import MONITORS, EngineConfig
 from app.audio.io_base import IOBase
 from app.audio.metrics import EngineEvent, FrameMetrics, level_db
@@ -83,6 +84,8 @@ class LiveSession:
     burst_frames: int = -1  # output frames at the last look, for the device's burst size (-1: none yet)
     burst_at: float = 0.0
     burst_max: int = 0
+    bank: ClassicBank | None = None  # the classic paths, when the session runs them
+    input_pos: int = 0  # source samples read so far: where the next chunk starts in its stream
 
     def carry_counters(self) -> None:
         """Adds the current streams' counts to the session's, before those streams are closed."""
@@ -98,11 +101,20 @@ def input_latency_s(session: LiveSession) -> float:
     return session.io.input_latency_s if session.config.source == "mic" else 0.0
 
 
-def monitor_mix(session: LiveSession, mode: str, dry: np.ndarray, wet: np.ndarray) -> np.ndarray:
-    """What the speaker plays: codec, bypass or residual, crossfaded from the previous choice."""
+def monitor_mix(session: LiveSession, mode: str, dry: np.ndarray, wet: np.ndarray,
+                classic: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """What the speaker plays: codec, bypass, residual or a classic path's output aligned with
+    this chunk (`classic`, by key), crossfaded from the previous choice."""
+    classic = classic or {}
     mode = mode if mode in MONITORS else "codec"
+    if mode not in ("codec", "bypass", "residual") and mode not in classic:
+        mode = "codec"  # the classic paths are off in this session
 
     def signal(name: str) -> np.ndarray:
+        if name in classic:
+            return classic[name]
+        if name not in ("codec", "bypass", "residual"):
+            return np.zeros_like(wet)  # a classic path faded out of, not run: fade from silence
         return wet if name == "codec" else dry if name == "bypass" else dry - wet
 
     out = np.array(signal(mode), dtype=np.float32)

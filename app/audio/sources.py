@@ -1,8 +1,9 @@
 """What the engine feeds the codec: the microphone, a looped file, or a test tone (worker thread).
 
-Every source hands out 24 kHz mono float32 chunks. The microphone is paced by its device (a chunk
-is ready when enough input has arrived); the file and the tone are paced by the speaker (the
-worker asks for a chunk when the output runs low).
+Every source hands out 24 kHz mono float32 chunks, and shows the input after the last chunk
+without consuming it (`lookahead`): the classic paths need it to be played in step with Mimi.
+The microphone is paced by its device (a chunk is ready when enough input has arrived); the file
+and the tone are paced by the speaker (the worker asks for a chunk when the output runs low).
 """
 
 from __future__ import annotations
@@ -75,13 +76,20 @@ class MicSource:
         """24 kHz samples waiting (pending + not yet pulled from the ring)."""
         return len(self._pending) + int(self._ring.readable() * self._ratio)
 
-    def read(self, out: np.ndarray) -> bool:
+    def read(self, out: np.ndarray, ahead: int = 0) -> bool:
+        """Fills `out` once `ahead` more samples beyond it have arrived too (a classic path's
+        look-ahead, see classic_paths.py); returns whether it did."""
         self._pull()
-        if len(self._pending) < len(out):
+        if len(self._pending) < len(out) + ahead:
             return False
         out[:] = self._pending[: len(out)]
         self._pending = self._pending[len(out) :]
         return True
+
+    def lookahead(self, n: int) -> np.ndarray:
+        """Up to `n` samples of the input after the last read, not consumed (fewer if not yet in)."""
+        self._pull()
+        return self._pending[:n].copy()
 
     def drop_frames(self, frames: int) -> int:
         """Drops the oldest whole 80 ms frames (to catch up after falling behind); returns how many.
@@ -111,14 +119,25 @@ class FileSource:
         self._pcm = read_audio_24k_mono(self.path)
         self._pos = 0
 
-    def read(self, out: np.ndarray) -> bool:
+    def read(self, out: np.ndarray, ahead: int = 0) -> bool:
+        self._pos = self._copy_from(self._pos, out)
+        return True
+
+    def lookahead(self, n: int) -> np.ndarray:
+        """The next `n` samples the file would give, not consumed."""
+        out = np.zeros(n, np.float32)
+        self._copy_from(self._pos, out)
+        return out
+
+    def _copy_from(self, pos: int, out: np.ndarray) -> int:
+        """Fills `out` from `pos` on, looping; returns the position after it."""
         filled = 0
         while filled < len(out):
-            take = min(len(out) - filled, len(self._pcm) - self._pos)
-            out[filled : filled + take] = self._pcm[self._pos : self._pos + take]
+            take = min(len(out) - filled, len(self._pcm) - pos)
+            out[filled : filled + take] = self._pcm[pos : pos + take]
             filled += take
-            self._pos = (self._pos + take) % len(self._pcm)
-        return True
+            pos = (pos + take) % len(self._pcm)
+        return pos
 
 
 class ToneSource:
@@ -131,12 +150,21 @@ class ToneSource:
         self._amplitude = 10 ** (level_db / 20) * math.sqrt(2)
         self._phase = 0.0
 
-    def read(self, out: np.ndarray) -> bool:
+    def read(self, out: np.ndarray, ahead: int = 0) -> bool:
+        self._fill(out)
+        self._phase = float((self._phase + self._step * len(out)) % (2 * math.pi))
+        return True
+
+    def lookahead(self, n: int) -> np.ndarray:
+        """The next `n` samples of the tone, not consumed."""
+        out = np.zeros(n, np.float32)
+        self._fill(out)
+        return out
+
+    def _fill(self, out: np.ndarray) -> None:
         phases = self._phase + self._step * np.arange(len(out))
         np.sin(phases, out=out)
         out *= self._amplitude
-        self._phase = float((self._phase + self._step * len(out)) % (2 * math.pi))
-        return True
 
 
 Source = MicSource | FileSource | ToneSource  # what the worker reads its chunks from

@@ -112,6 +112,7 @@ class TimingController:
         self.rate = rate
         self.chunk_samples = int(chunk_samples)
         self.initial_cover_s = float(initial_cover_s)
+        self.cover_extra_s = 0.0  # always covered on top of the measured waits (set_cover_extra)
         self.output_block = 0  # samples the output device takes at once (set once known)
         self.input_block = 0  # samples the input device delivers at once (set once known)
         self._calm_blocks: collections.deque[list[float]] = collections.deque()  # [start, max wait]
@@ -147,8 +148,8 @@ class TimingController:
 
     @property
     def cover_s(self) -> float:
-        """The longest wait the target covers now."""
-        return max(self._calm_cover_s(), self._recent_cover_s())
+        """The longest wait the target covers now (plus the constant extra, see set_cover_extra)."""
+        return max(self._calm_cover_s(), self._recent_cover_s()) + self.cover_extra_s
 
     def _calm_cover_s(self) -> float:
         # A wait seen in two blocks of the calm memory is the machine's: covered for the whole
@@ -217,18 +218,22 @@ class TimingController:
         """Silence to add before the first chunk so it lands behind a full target (samples)."""
         return max(0, self.target - round(level + backlog + compute_s * self.rate))
 
-    def correct(self, now: float, level: int, backlog: int, compute_s: float, adjust_level: bool = True) -> Correction:
+    def correct(self, now: float, level: int, backlog: int, compute_s: float, adjust_level: bool = True,
+                lookahead: int = 0) -> Correction:
         """Records one chunk and says how to change its length before it is written.
 
         level: speaker queue now (samples); backlog: input waiting behind this chunk when it was
         read (samples); compute_s: its encode + decode. With adjust_level False (sources paced by
-        the speaker) only the wait is recorded.
+        the speaker) only the wait is recorded. lookahead: of the backlog, the input the chunk was
+        read with on purpose (a classic path's look-ahead): in flight, but covered by the cover's
+        extra, so not part of the wait recorded.
         """
-        wait_s = backlog / self.rate + compute_s
+        own = max(0, backlog - lookahead)
+        wait_s = own / self.rate + compute_s
         # A worker that keeps up reads a chunk as soon as its last input block is in, so less than
         # a block waits behind it. More means it is catching up after a stall: the chunk's wait
         # shows that stall, not the machine's jitter.
-        catching_up = backlog > self.input_block + self.policy.catch_up_slack_s * self.rate
+        catching_up = own > self.input_block + self.policy.catch_up_slack_s * self.rate
         self._observe(now, wait_s, catching_up)
         self.in_flight = level + backlog + compute_s * self.rate
         if not adjust_level:
@@ -259,6 +264,13 @@ class TimingController:
         if self._held and not held:
             self._disturbed_until = max(self._disturbed_until, now + self.policy.recent_memory_s)
         self._held = held
+
+    def set_cover_extra(self, seconds: float) -> None:
+        """A wait some chunks have by design, covered always on top of the measured ones: the
+        classic paths' look-ahead (a path heard waits that long for input beyond its chunk). Added,
+        not a floor: the waits recorded exclude it (`correct`'s lookahead), so the target, and so
+        the delay, is the same whichever path is heard."""
+        self.cover_extra_s = max(0.0, float(seconds))
 
     def set_output_block(self, samples: int) -> None:
         self.output_block = max(self.output_block, int(samples))
