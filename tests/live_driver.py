@@ -47,9 +47,12 @@ def main() -> int:
     parser.add_argument("--codebooks-after-model", type=int)
     parser.add_argument("--settle", type=float, default=10.0)
     parser.add_argument("--bypass", action="store_true")
+    parser.add_argument("--cycle-monitors", type=float, metavar="S",
+                        help="run the classic paths and hear every path in turn, S seconds each")
     args = parser.parse_args()
     engine = Engine()
-    engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec"))
+    engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec",
+                              classic_paths=args.cycle_monitors is not None))
     print("streaming", file=sys.stderr, flush=True)
     started = time.monotonic()
     pending: list[tuple[float, Callable[[], object]]] = []
@@ -57,6 +60,11 @@ def main() -> int:
         pending.append((float(args.codebooks_at[0]), lambda: engine.request_codebooks(int(args.codebooks_at[1]))))
     if args.model_at:
         pending.append((float(args.model_at[0]), lambda: engine.request_codec(model=args.model_at[1])))
+    if args.cycle_monitors:
+        from app.audio.engine_config import MONITORS
+
+        for i, mode in enumerate((*MONITORS, "codec")):
+            pending.append(((i + 1) * args.cycle_monitors, functools.partial(setattr, engine, "monitor", mode)))
     pending.sort(key=lambda item: item[0])
     deadline = started + args.seconds
     while time.monotonic() < deadline and engine.running:

@@ -163,3 +163,23 @@ def test_sixty_seconds_of_codec_mode_without_underruns(audio_server, tmp_path) -
         assert min(r[side] for r in late) == 250 and max(r[side] for r in late) == 250 + DEFAULT_KV_SLACK
     assert max(r["input_level_db"] for r in rows) > -40  # the microphone path carried the noise
     assert np.sqrt(np.mean(played[RATE:] ** 2)) > 1e-3  # and the speaker played something
+
+
+def test_switching_among_all_seven_paths_through_the_audio_server_causes_no_underrun(audio_server) -> None:
+    """The real engine with the classic paths on (tests/live_driver.py), every monitor path heard
+    in turn for a second, through a real audio server: no dropout, and every path's bitrate is
+    measured from what its encoder produced."""
+    from app.audio.engine_config import MONITORS
+
+    command = [sys.executable, str(REPO / "tests" / "live_driver.py"), str(model_dir("tiny-8cb")),
+               "--seconds", str(len(MONITORS) + 4), "--cycle-monitors", "1.0"]
+    result = subprocess.run(command, env=audio_server.env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert result.stderr.count("switch at") == len(MONITORS) + 1
+    print(f"\n[{server_name(audio_server)}] all paths: underruns {summary['underruns']}, xruns {summary['xruns']}, "
+          f"bitrates {summary['classic_bps']}, latency p50 {summary['latency_ms']['p50']} ms")
+    assert summary["underruns"] == 0 and summary["callback_errors"] == 0
+    assert summary["classic_bps"]["codec2-1200"] == pytest.approx(1200, abs=1)
+    assert summary["classic_bps"]["codec2-3200"] == pytest.approx(3200, abs=1)
+    assert summary["classic_short_samples"] == 0

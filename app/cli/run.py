@@ -46,8 +46,13 @@ def add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-window", type=cli_args.kv_window, default=250, metavar="N|none",
                    help="KV cache window in tokens (default 250 = 10 s; none = grow)")
     p.add_argument("--threads", type=cli_args.threads, metavar="N", help="ONNX Runtime intra-op threads")
-    p.add_argument("--monitor", choices=("codec", "bypass", "residual"), default="codec",
-                   help="what the speaker plays (default codec)")
+    from app.classic.paths import CLASSIC_PATHS
+
+    p.add_argument("--monitor", choices=("codec", "bypass", "residual", *CLASSIC_PATHS), default="codec",
+                   help="what the speaker plays (default codec); a classic codec turns --classic-paths on")
+    p.add_argument("--classic-paths", action="store_true",
+                   help="run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path "
+                   "delayed to the slowest (~85 ms more), their measured bitrates in the summary")
     p.add_argument("--bypass", dest="monitor", action="store_const", const="bypass", help="same as --monitor bypass")
     p.add_argument("--record", type=Path, metavar="DIR", help="record input and reconstruction as WAV files here")
     p.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=DEFAULT_DEVICE_LATENCY_MS,
@@ -106,6 +111,7 @@ def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
                           input_file=args.input_file, tone_hz=args.tone or 440.0,
                           input_device=args.input_device, output_device=args.output_device,
                           monitor=args.monitor, record_dir=args.record,
+                          classic_paths=args.classic_paths or args.monitor not in ("codec", "bypass", "residual"),
                           device_latency_s=args.device_latency_ms / 1000)
     engine = Engine()
     metrics_file = MetricsFile(args.metrics_out) if args.metrics_out else None
