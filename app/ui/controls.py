@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QFont
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -30,6 +31,13 @@ from app.ui import theme
 
 DEFAULT_CODEBOOK_BITS = 11  # log2(2048), Mimi's codebook size
 MONITOR_LABELS = (("codec", "Codec", "1"), ("bypass", "Bypass", "2"), ("residual", "Residual", "3"))
+# The classic codecs, heard in step with Mimi when the session runs them (app/audio/classic_paths.py).
+CLASSIC_LABELS = (("codec2-1200", "Codec2 1.2k", "4"), ("codec2-3200", "Codec2 3.2k", "5"),
+                  ("opus-6k", "Opus 6k", "6"), ("opus-12k", "Opus 12k", "7"))
+CLASSIC_KEYS = frozenset(key for key, _, _ in CLASSIC_LABELS)
+CLASSIC_TIP = ("Run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path delayed to "
+               "the slowest (about 85 ms more delay), so that switching among them is instant and in sync. "
+               "Applies at Start.")
 SOURCE_LABELS = (("mic", "Microphone"), ("file", "WAV file…"), ("tone", "Test tone (440 Hz)"))
 
 
@@ -162,6 +170,21 @@ class ControlsPanel(QWidget):
         self.monitor_buttons["codec"].setChecked(True)
         box.addWidget(QLabel("Monitor (Space: codec ⇄ bypass)"))
         box.addLayout(monitor_row)
+        self.classic_check = QCheckBox("Codec2 / Opus in step (+85 ms)")
+        self.classic_check.setToolTip(CLASSIC_TIP)
+        self.classic_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        box.addWidget(self.classic_check)
+        classic_row = QHBoxLayout()
+        classic_row.setSpacing(0)
+        for mode, text, key in CLASSIC_LABELS:
+            button = QPushButton(f"{text}  {key}")
+            button.setCheckable(True)
+            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            button.setToolTip(f"Hear {text} in step with Mimi ({key}); needs the box above ticked at Start")
+            self.monitor_group.addButton(button)
+            self.monitor_buttons[mode] = button
+            classic_row.addWidget(button)
+        box.addLayout(classic_row)
         record_row = QHBoxLayout()
         self.record_button = QPushButton("●  Record")
         self.record_button.setCheckable(True)
@@ -263,6 +286,10 @@ class ControlsPanel(QWidget):
             widget.setEnabled(not busy)
         self.input_combo.setEnabled(not busy and self.source_combo.currentData() == "mic")
         self.record_button.setEnabled(not busy)
+        self.classic_check.setEnabled(not running and not busy)  # the session runs them from its start
+        self.classic_check.setToolTip("Stop to change" if running else CLASSIC_TIP)
+        for mode, _, _ in CLASSIC_LABELS:
+            self.monitor_buttons[mode].setEnabled(self.classic_check.isChecked())
         self.int8_button.setEnabled(int8_blocker is None)
         self.int8_menu.menuAction().setEnabled(int8_blocker is None)
         self.int8_button.setToolTip(int8_blocker or INT8_BUTTON_TIP)

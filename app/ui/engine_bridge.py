@@ -208,6 +208,11 @@ class EngineBridge(QObject):
         except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
             self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
 
+    def classic_bps(self, key: str) -> float | None:
+        """A classic path's bitrate measured from the bytes its encoder produced (None: not running)."""
+        measured = self.engine.info.get("classic_bps") if self.engine.running else None
+        return measured.get(key) if measured else None
+
     def set_monitor(self, mode: str) -> None:
         """What the speaker plays; the worker reads it at the next chunk: instant A/B."""
         self.engine.monitor = mode

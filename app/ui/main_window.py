@@ -31,7 +31,7 @@ from app.audio.metrics import EngineEvent, FrameMetrics
 from app.config import APP_NAME
 from app.ui.audio_choice import AudioChoice
 from app.ui.compat import guard_singleton_refcounts
-from app.ui.controls import ControlsPanel
+from app.ui.controls import CLASSIC_KEYS, CLASSIC_LABELS, MONITOR_LABELS, ControlsPanel
 from app.ui.engine_bridge import EngineBridge
 from app.ui.model_chooser import ModelChooser
 from app.ui.plots import PlotsPanel
@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         c.chunk_combo.currentIndexChanged.connect(lambda: self.prefs.set_chunk_ms(c.chunk_combo.currentData()))
         for mode, button in c.monitor_buttons.items():
             button.clicked.connect(lambda _=False, m=mode: self.set_monitor(m))
+        c.classic_check.toggled.connect(self._on_classic_toggled)
         b = self.bridge
         b.sigFrames.connect(self._on_frames)
         b.sigEvent.connect(self._on_event)
@@ -149,8 +150,10 @@ class MainWindow(QMainWindow):
         b.sigTick.connect(self._on_tick)
 
     def _shortcuts(self) -> None:
-        for keys, slot in (("1", lambda: self.set_monitor("codec")), ("2", lambda: self.set_monitor("bypass")),
-                           ("3", lambda: self.set_monitor("residual")), ("Space", self.toggle_ab),
+        keys_to_monitors = {key: mode for mode, _, key in (*MONITOR_LABELS, *CLASSIC_LABELS)}
+        for key, mode in keys_to_monitors.items():
+            QShortcut(QKeySequence(key), self).activated.connect(lambda m=mode: self.set_monitor(m))
+        for keys, slot in (("Space", self.toggle_ab),
                            ("R", self.controls.record_button.toggle), ("F5", self.toggle_running),
                            ("Ctrl+Return", self.toggle_running)):
             shortcut = QShortcut(QKeySequence(keys), self)
@@ -166,7 +169,11 @@ class MainWindow(QMainWindow):
         c.select_data(c.chunk_combo, prefs.chunk_ms())
         c.select_data(c.kv_combo, prefs.kv_window() or 0)  # 0 = none, as in the combo
         self.audio.restore_source()
-        self.set_monitor(prefs.monitor())
+        c.classic_check.blockSignals(True)
+        c.classic_check.setChecked(prefs.classic_paths())
+        c.classic_check.blockSignals(False)
+        monitor = prefs.monitor()
+        self.set_monitor("codec" if monitor in CLASSIC_KEYS and not prefs.classic_paths() else monitor)
         self.recording.show_folder()
         self.refresh_devices()
         if model_override is not None:
@@ -258,6 +265,7 @@ class MainWindow(QMainWindow):
             output_device=output_device,
             monitor=self.monitor(),
             record_dir=self.recording.folder() if record else None,
+            classic_paths=c.classic_check.isChecked(),
         )
 
     def toggle_running(self) -> None:
@@ -298,10 +306,20 @@ class MainWindow(QMainWindow):
     def set_monitor(self, mode: str) -> None:
         if mode not in self.controls.monitor_buttons:
             mode = "codec"
+        if mode in CLASSIC_KEYS and not self.controls.classic_check.isChecked():  # this session does not run them
+            self.show_message("info", "tick “Codec2 / Opus in step” while stopped, then Start, to hear "
+                              "the classic codecs", topic="monitor")
+            return
         self.controls.set_monitor(mode)
         self.bridge.set_monitor(mode)
         self.prefs.set_monitor(mode)
         self.refresh_text()
+
+    def _on_classic_toggled(self, on: bool) -> None:
+        self.prefs.set_classic_paths(on)
+        self.update_enabled()
+        if not on and self.monitor() in CLASSIC_KEYS:
+            self.set_monitor("codec")
 
     def toggle_ab(self) -> None:
         self.set_monitor("bypass" if self.monitor() == "codec" else "codec")
@@ -399,6 +417,8 @@ class MainWindow(QMainWindow):
         """Readouts and status bar, ~4 Hz."""
         codec, model, running = self.bridge.codec, self.bridge.codec_model, self.bridge.running
         bitrate = codec.bitrate_bps if codec is not None else None
+        if self.monitor() in CLASSIC_KEYS:  # what is heard: that codec's bitrate, measured
+            bitrate = self.bridge.classic_bps(self.monitor())
         recent = list(self._recent)
         streaming = bool(recent) and running
         rtf = real_time_factor(recent) if streaming else None

@@ -22,6 +22,7 @@ CODEBOOKS = "model/codebooks"
 SELECTED_MODEL = "model/selected"
 MODEL_FOLDERS = "model/folders"
 MONITOR = "session/monitor"
+CLASSIC_PATHS = "session/classic_paths"
 RECORD_FOLDER = "record/folder"
 
 NO_KV_WINDOW = "none"  # what KV_WINDOW holds when the cache grows without a window
@@ -131,6 +132,13 @@ class Prefs:
 
     def set_monitor(self, mode: str) -> None:
         self.settings.setValue(MONITOR, mode)
+
+    def classic_paths(self) -> bool:
+        """Whether sessions run Codec2 and Opus beside Mimi (INI files hold booleans as text)."""
+        return str(self.settings.value(CLASSIC_PATHS, "false")).lower() == "true"
+
+    def set_classic_paths(self, on: bool) -> None:
+        self.settings.setValue(CLASSIC_PATHS, "true" if on else "false")
 
     def record_folder(self) -> Path:
         """The folder chosen for recordings, else the default one."""

@@ -13,6 +13,7 @@ from app.ui.controls import format_bps
 from app.ui.widgets import LevelMeter, Readout
 
 MONITOR_COLOURS = {"codec": theme.OUTPUT, "bypass": theme.INPUT, "residual": theme.DECODE}
+CLASSIC_COLOUR = theme.ENCODE  # every classic path (Codec2, Opus): not Mimi
 
 
 def real_time_factor(recent: list[FrameMetrics]) -> float:
@@ -62,7 +63,7 @@ class ReadoutStrip:
         """The cards; while streaming, from the recent chunks (none yet: they keep what they showed)."""
         r = self.readouts
         r["bitrate"].set(format_bps(bitrate_bps) if bitrate_bps else "–")
-        r["monitor"].set(monitor.upper(), MONITOR_COLOURS[monitor])
+        r["monitor"].set(monitor.upper(), MONITOR_COLOURS.get(monitor, CLASSIC_COLOUR))
         if recent and running and rtf is not None:
             last = recent[-1]
             r["rtf"].set(f"{rtf:.2f}", theme.BUDGET if rtf > 0.9 else theme.DECODE if rtf > 0.7 else None)
