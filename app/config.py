@@ -27,6 +27,10 @@ assert FRAME_RATE_HZ == 12.5 and FRAME_MS == 1000 * FRAME_S
 DEFAULT_KV_WINDOW = 250
 KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, DEFAULT_KV_WINDOW, 500)
 
+# The classic codecs Mimi is compared with (app/classic/paths.py names each), as monitor paths and
+# command-line choices. Here so that parsers need not import the codecs' module (numpy) for them.
+CLASSIC_PATH_KEYS = ("codec2-1200", "codec2-3200", "opus-6k", "opus-12k")
+
 # The live engine's chunk per encode/decode call: whole frames, 80 .. 560 ms.
 CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))
 

@@ -224,3 +224,9 @@ def test_a_missing_package_is_one_line_saying_what_to_install(key, package, modu
     message = caught.value.one_line()
     assert isinstance(caught.value, AppError) and message == str(caught.value)
     assert f"pip install {package}" in message and CLASSIC_PATHS[key].label in message
+
+
+def test_the_catalogue_and_the_light_list_of_keys_agree() -> None:
+    from app.config import CLASSIC_PATH_KEYS
+
+    assert tuple(CLASSIC_PATHS) == CLASSIC_PATH_KEYS

@@ -16,7 +16,7 @@ import app.cli.args as cli_args
 import app.cli.signals as signals
 from app.cli.args import MODEL_HELP, RUN_CHUNK_MS_MAX
 from app.cli.output import PROG, print_json, print_lines
-from app.config import DEFAULT_DEVICE_LATENCY_MS, FRAME_MS
+from app.config import CLASSIC_PATH_KEYS, DEFAULT_DEVICE_LATENCY_MS, FRAME_MS
 
 if TYPE_CHECKING:
     from app.audio.native_log import NativeMessages
@@ -46,9 +46,7 @@ def add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-window", type=cli_args.kv_window, default=250, metavar="N|none",
                    help="KV cache window in tokens (default 250 = 10 s; none = grow)")
     p.add_argument("--threads", type=cli_args.threads, metavar="N", help="ONNX Runtime intra-op threads")
-    from app.classic.paths import CLASSIC_PATHS
-
-    p.add_argument("--monitor", choices=("codec", "bypass", "residual", *CLASSIC_PATHS), default="codec",
+    p.add_argument("--monitor", choices=("codec", "bypass", "residual", *CLASSIC_PATH_KEYS), default="codec",
                    help="what the speaker plays (default codec); a classic codec turns --classic-paths on")
     p.add_argument("--classic-paths", action="store_true",
                    help="run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path "
