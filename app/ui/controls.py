@@ -260,7 +260,8 @@ class ControlsPanel(QWidget):
         column.addWidget(audio)
 
         self.shortcuts = QLabel(
-            "<b>Keys</b>&nbsp; F5 start/stop · 1 2 3 monitor · Space codec⇄bypass · R record · Ctrl+O open")
+            "<b>Keys</b>&nbsp; F5 start/stop · 1 2 3 monitor · 4-7 Codec2/Opus · Space codec⇄bypass · R record"
+            " · Ctrl+O open")
         self.shortcuts.setWordWrap(True)
         self.shortcuts.setStyleSheet(f"color: {theme.MUTED}; font-size: 8.5pt;")
         column.addWidget(self.shortcuts)
