@@ -22,7 +22,11 @@ FAMILY_COLOURS = {"original": "#444444", "mimi": "#1f77b4", "codec2": "#d62728",
 def _ensure_gui() -> QGuiApplication:
     app = QGuiApplication.instance()
     if app is None:  # the CLI: an offscreen platform is enough to render fonts
-        app = QGuiApplication(["mimi-live", "-platform", "offscreen"])
+        # A QApplication, not a bare QGuiApplication: a process that draws a figure and later
+        # opens a widget (a test session, a script) would abort on a QGuiApplication.
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication(["mimi-live", "-platform", "offscreen"])
     assert isinstance(app, QGuiApplication)
     return app
 
