@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import app.audio.classic_paths as classic_paths_module
-from app.audio.classic_paths import CLASSIC_MARGIN_S, CLASSIC_MONITORS
+from app.audio.classic_paths import CLASSIC_MARGIN_S
 from app.audio.engine import FADE_SAMPLES, MONITORS, EngineConfig
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.classic import MissingPackageError, open_codec, run_file
-from app.config import SAMPLE_RATE_HZ
+from app.config import CLASSIC_PATH_KEYS, SAMPLE_RATE_HZ
 from conftest import model_dir
 from test_engine import _deterministic_preroll, drive, make_engine, noise, offset_samples  # noqa: F401
 
@@ -41,7 +41,7 @@ def envelope_lag(a: np.ndarray, b: np.ndarray, frame: int = 240, most: int = 8) 
     return lags[int(np.argmax(scores))]
 
 
-@pytest.mark.parametrize("key", CLASSIC_MONITORS)
+@pytest.mark.parametrize("key", CLASSIC_PATH_KEYS)
 def test_a_classic_path_plays_its_codec_output_with_the_bypass_delay(key: str) -> None:
     engine, ios = make_engine()
     engine.start(classic_config(key), threaded=False)
@@ -129,7 +129,7 @@ def test_the_bank_adds_the_longest_look_ahead_to_every_paths_target() -> None:
         drive(engine, ios[0], noise(1.0), ticks=50)
         targets[classic] = engine.info["preroll_ms"]
         engine.stop()
-    longest = max(open_codec(key).delay_samples for key in CLASSIC_MONITORS)
+    longest = max(open_codec(key).delay_samples for key in CLASSIC_PATH_KEYS)
     extra_ms = (longest / SAMPLE_RATE_HZ + CLASSIC_MARGIN_S) * 1000
     assert targets[True] - targets[False] == pytest.approx(extra_ms, abs=0.05)
 

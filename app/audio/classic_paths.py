@@ -28,14 +28,13 @@ import logging
 
 import numpy as np
 
-from app.classic import CLASSIC_PATHS, ClassicError, StreamingCodec, open_codec
-from app.config import SAMPLE_RATE_HZ
+from app.classic import ClassicError, StreamingCodec, open_codec
+from app.config import CLASSIC_PATH_KEYS, SAMPLE_RATE_HZ
 
-__all__ = ["CLASSIC_MONITORS", "CLASSIC_MARGIN_S", "ClassicBank", "lookahead_needed"]
+__all__ = ["CLASSIC_MARGIN_S", "ClassicBank", "lookahead_needed"]
 
 log = logging.getLogger(__name__)
 
-CLASSIC_MONITORS = tuple(CLASSIC_PATHS)
 # Beyond the longest look-ahead, the cover's extra holds this: the worker polls for the input
 # every 2 ms and a classic path's own compute is 1-2 ms per chunk.
 CLASSIC_MARGIN_S = 0.005
@@ -91,7 +90,7 @@ class ClassicBank:
         """(the bank, None), or (None, one line saying why the classic paths are off)."""
         codecs: dict[str, StreamingCodec] = {}
         try:
-            for key in CLASSIC_MONITORS:
+            for key in CLASSIC_PATH_KEYS:
                 codecs[key] = open_codec(key)
         except ClassicError as error:
             log.warning("classic monitor paths off: %s", error)

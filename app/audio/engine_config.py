@@ -11,16 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
-from app.classic.paths import CLASSIC_PATHS
 from app.codec import StreamingCodec, prepare_model
 from app.codec.measure import stream
 from app.codec.tuning import tuned_threads
-from app.config import CHUNK_CHOICES_MS, DEFAULT_DEVICE_LATENCY_MS, DEFAULT_KV_WINDOW, FRAME_MS, SAMPLE_RATE_HZ
+from app.config import (
+    CHUNK_CHOICES_MS,
+    CLASSIC_PATH_KEYS,
+    DEFAULT_DEVICE_LATENCY_MS,
+    DEFAULT_KV_WINDOW,
+    FRAME_MS,
+    SAMPLE_RATE_HZ,
+)
 from app.errors import AppError
 
 MIMI_MONITORS = ("codec", "bypass", "residual")
 # The classic paths (app/audio/classic_paths.py), heard in step with Mimi when the session runs them.
-MONITORS = MIMI_MONITORS + tuple(CLASSIC_PATHS)
+MONITORS = MIMI_MONITORS + CLASSIC_PATH_KEYS
 SOURCES = ("mic", "file", "tone")
 WARMUP_CALLS = 5  # the first call is cold (allocations); the others show steady compute
 # Until the live waits are known, the target covers twice the slowest steady warm-up call (live
@@ -69,7 +75,7 @@ class EngineConfig:
             raise EngineError(f"source '{self.source}': choose one of {', '.join(SOURCES)}")
         if self.monitor not in MONITORS:
             raise EngineError(f"monitor '{self.monitor}': choose one of {', '.join(MONITORS)}")
-        if self.monitor in CLASSIC_PATHS and not self.classic_paths:
+        if self.monitor in CLASSIC_PATH_KEYS and not self.classic_paths:
             raise EngineError(f"monitor '{self.monitor}' needs the classic paths on (classic_paths)")
         if self.source == "file" and self.input_file is None:
             raise EngineError("source 'file' needs an input file")

@@ -109,7 +109,7 @@ def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
                           input_file=args.input_file, tone_hz=args.tone or 440.0,
                           input_device=args.input_device, output_device=args.output_device,
                           monitor=args.monitor, record_dir=args.record,
-                          classic_paths=args.classic_paths or args.monitor not in ("codec", "bypass", "residual"),
+                          classic_paths=args.classic_paths or args.monitor in CLASSIC_PATH_KEYS,
                           device_latency_s=args.device_latency_ms / 1000)
     engine = Engine()
     metrics_file = MetricsFile(args.metrics_out) if args.metrics_out else None

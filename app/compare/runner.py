@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+from app.audio.files import pad_to_frames
+from app.config import FRAME_SIZE
 
 if TYPE_CHECKING:
     from app.codec import StreamingCodec
@@ -40,16 +41,11 @@ def original(pcm: np.ndarray) -> PathResult:
     return PathResult("original", "Original", "original", pcm, None, 0.0)
 
 
-def _frames(pcm: np.ndarray) -> tuple[np.ndarray, int]:
-    padded = np.zeros(-(-len(pcm) // FRAME_SIZE) * FRAME_SIZE, np.float32)
-    padded[: len(pcm)] = pcm
-    return padded, len(padded) // FRAME_SIZE
-
-
 def run_mimi(codec: StreamingCodec, pcm: np.ndarray, codebooks: list[int],
              progress: Progress = lambda frames: None) -> list[PathResult]:
     """One PathResult per codebook count in `codebooks` (each 1..the model's maximum)."""
-    padded, n_frames = _frames(pcm)
+    padded, _ = pad_to_frames(pcm, FRAME_SIZE)
+    n_frames = len(padded) // FRAME_SIZE
     codec.set_codebooks(codec.max_codebooks)
     codec.reset()
     started = time.perf_counter()
@@ -92,6 +88,3 @@ def run_classic(keys: list[str], pcm: np.ndarray, progress: Progress = lambda fr
                                   float(codec.measured_bps), compute_s))
     return results
 
-
-def duration_s(pcm: np.ndarray) -> float:
-    return len(pcm) / SAMPLE_RATE_HZ
