@@ -13,18 +13,9 @@ In steady state it stays put; a stall, an underrun or clock drift moves it.
 
 The target. The speaker queue must never run dry, so in flight must cover the longest wait a
 chunk will have, plus one output device block and a small margin. The cover is measured, not
-guessed:
-- calm chunks (not part of a disturbance, see below) are remembered for `calm_memory_s`: the
-  cover is the longest wait among them, so the jitter the machine really has is covered (a wait
-  seen only once, for `single_memory_s`);
-- any chunk, calm or not, is covered for `recent_memory_s`: during a disturbance (other
-  programs taking the CPU, a model switch) the target rises as far as needed, and falls back a
-  few seconds after the cause is gone (hysteresis, not a ratchet);
-- a chunk that waited longer than two chunks (`stall_chunks`) is a stall, not jitter: it is
-  covered only briefly, so a one-off freeze does not keep the delay up for minutes;
-- several elevated chunks close together (`episode_*`) are a disturbance: none of them is
-  remembered as calm.
-Until `trust_s` of calm history exists, the cover is at least the estimate from the warm-up.
+guessed, from the waits of calm chunks over the last minutes and of any chunk over the last few
+seconds; how, and what counts as calm, is timing_cover.py's job. The constants are in
+timing_policy.py.
 
 Getting back to the target:
 - input that piled up beyond one chunk while the worker was stalled is dropped in whole frames
@@ -32,10 +23,9 @@ Getting back to the target:
 - a lasting excess is spliced out of the chunks about to play, at most `max_shrink_share` of
   each (crossfaded, see splice.py); a lasting shortfall is spliced in, more gently. In steady
   state the band around the target is a device block wide, so a queue that moves in blocks is
-  not spliced back and forth; while winning back a disturbance it is `tolerance_s` alone, and
-  the chunks that waited for a pile-up (input the worker could not read while it was stalled)
-  neither raise the cover nor count as calm: after a freeze the delay is back within a second
-  or two, not after a long resampling;
+  not spliced back and forth; while winning back a disturbance it is `tolerance_s` alone (and
+  the chunks that waited for a pile-up do not raise the cover): after a freeze the delay is back
+  within a second or two, not after a long resampling;
 - an offset that the band hides is spliced away once the smoothed reading shows it;
 - small, slow departures (clock drift between microphone and speaker) are resampled away a
   sample or two per chunk.
@@ -49,50 +39,11 @@ import collections
 import math
 from dataclasses import dataclass
 
+from app.audio.timing_cover import CoverMemory
+from app.audio.timing_policy import TimingPolicy
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
 
-
-@dataclass(frozen=True)
-class TimingPolicy:
-    """The controller's constants (seconds unless named otherwise)."""
-
-    margin_s: float = 0.004  # beyond the longest wait: the worker's poll and scheduling slop
-    # The device block the target covers is at least this long: servers such as PipeWire run in
-    # quanta (256-1024 samples at 48 kHz) and call the app in bursts of small blocks within one.
-    min_device_block_s: float = 0.010
-    calm_memory_s: float = 120.0  # how long a calm chunk's wait stays covered
-    calm_block_s: float = 2.0  # granularity of that memory (one maximum per block)
-    single_memory_s: float = 20.0  # ... but a wait seen in one block only stays covered this long
-    recent_memory_s: float = 3.0  # how long any chunk's wait stays covered (the hysteresis)
-    trust_s: float = 10.0  # calm history needed before the warm-up estimate is let go
-    # The cover never goes below this: a light model's waits are tiny, but the machine still
-    # stalls a process for a few tens of ms now and then (scheduling, page faults, the server).
-    min_cover_s: float = 0.040
-    # The most a disturbance may raise the cover, in chunks: a chunk that waits longer than this
-    # means the worker cannot keep up at all, and more delay would only add to what is dropped.
-    cover_cap_chunks: float = 1.5
-    median_chunks: int = 750  # calm waits the usual wait is the median of (~60 s of 80 ms chunks)
-    elevated_ratio: float = 0.5  # elevated: wait > usual * (1 + ratio) + elevated_min_s
-    elevated_min_s: float = 0.010
-    # A stall, not jitter: a wait longer than this many chunks (the worker was far slower than
-    # real time). Shorter spikes are jitter this machine has, and covered for calm_memory_s.
-    stall_chunks: float = 2.0
-    catch_up_slack_s: float = 0.010  # input beyond one block behind a chunk: it is catching up
-    episode_window: int = 6  # chunks looked at together ...
-    episode_elevated: int = 3  # ... and how many of them elevated make a disturbance
-    tolerance_s: float = 0.005  # in flight may sit this far (plus an output block) off target before a splice
-    patience_chunks: int = 3  # ... for this many chunks in a row
-    max_shrink_share: float = 0.25  # of a chunk spliced out at once (20 ms of an 80 ms chunk)
-    max_grow_share: float = 0.125  # of a chunk spliced in at once
-    crossfade_s: float = 0.005
-    drift_max_ppm: float = 2000.0  # resampling never goes further: far below anything audible
-    drift_gain: float = 1 / 125  # fraction of the smoothed error corrected per chunk...
-    drift_integral_gain: float = 1 / 40_000  # ...plus its running sum, so a steady drift leaves no offset
-    drift_smoothing: float = 0.02  # EMA weight of the newest in-flight reading (~4 s at 80 ms)
-    smoothed_tolerance_s: float = 0.008  # the smoothed reading may sit this far off target before a splice
-    smoothed_min_chunks: int = 25  # ... once it averages this many readings (2 s)
-    settle_s: float = 1.0  # on target this long after a disturbance: the delay is back
-    event_interval_s: float = 5.0  # at most one "fell behind" message per this long
+__all__ = ["Correction", "TimingController", "TimingPolicy"]
 
 
 @dataclass
@@ -111,32 +62,21 @@ class TimingController:
         self.policy = policy or TimingPolicy()
         self.rate = rate
         self.chunk_samples = int(chunk_samples)
-        self.initial_cover_s = float(initial_cover_s)
+        self._cover = CoverMemory(self.chunk_samples, float(initial_cover_s), self.policy, rate)
         self.cover_extra_s = 0.0  # always covered on top of the measured waits (set_cover_extra)
         self.output_block = 0  # samples the output device takes at once (set once known)
         self.input_block = 0  # samples the input device delivers at once (set once known)
-        self._calm_blocks: collections.deque[list[float]] = collections.deque()  # [start, max wait]
-        self._calm_since: float | None = None
-        self._calm_waits: collections.deque[float] = collections.deque(maxlen=self.policy.median_chunks)
-        self._usual_s: float | None = None
-        self._recent: collections.deque[tuple[float, float]] = collections.deque()  # (time, wait)
-        self._pending: collections.deque[list] = collections.deque()  # [time, wait, tainted]
-        self._elevated: collections.deque[bool] = collections.deque(maxlen=self.policy.episode_window)
-        self._disturbed_until = -math.inf
-        self._held = False
         self._errors: collections.deque[float] = collections.deque(maxlen=self.policy.patience_chunks)
         self._ema: float | None = None
         self._ema_count = 0  # readings in the smoothed reading since it last started
         self._drift_rate = 0.0  # samples per chunk the integral term adds
         self._splicing = 0  # -1 splicing out, +1 splicing in, 0 not
         self._winning_back = False  # after a dropout, a pile-up or a disturbance, until back on target
-        self._taint_next = 0  # chunks after a pile-up that are not remembered as calm
         self.in_flight = 0.0  # the latest reading, samples
         # Counters (samples unless named otherwise), cumulative since start.
         self.spliced_out = 0
         self.spliced_in = 0
         self.dropped_frames = 0
-        self.episodes = 0
         self.events: collections.deque[tuple[str, str]] = collections.deque(maxlen=16)
         self._behind_since: float | None = None
         self._behind_cause = ""
@@ -149,25 +89,22 @@ class TimingController:
     @property
     def cover_s(self) -> float:
         """The longest wait the target covers now (plus the constant extra, see set_cover_extra)."""
-        return max(self._calm_cover_s(), self._recent_cover_s()) + self.cover_extra_s
+        return self._cover.cover_s + self.cover_extra_s
 
-    def _calm_cover_s(self) -> float:
-        # A wait seen in two blocks of the calm memory is the machine's: covered for the whole
-        # memory. One seen once (a hiccup as a load ends) is covered for `single_memory_s`.
-        p = self.policy
-        waits = sorted((block[1] for block in self._calm_blocks), reverse=True)
-        newest = self._calm_blocks[-1][0] if self._calm_blocks else 0.0
-        fresh = max((b[1] for b in self._calm_blocks if newest - b[0] <= p.single_memory_s), default=0.0)
-        calm = max(fresh, waits[1] if len(waits) > 1 else 0.0)
-        trusted = self._calm_since is not None and self._calm_blocks and \
-            self._calm_blocks[-1][0] - self._calm_since >= p.trust_s
-        if not trusted:
-            calm = max(calm, self.initial_cover_s)
-        return max(p.min_cover_s, calm)
+    @property
+    def initial_cover_s(self) -> float:
+        """The warm-up's estimate of the cover, kept until calm history is trusted (`trust_s`)."""
+        return self._cover.initial_cover_s
 
-    def _recent_cover_s(self) -> float:
-        recent = max((wait for _, wait in self._recent), default=0.0)
-        return min(recent, self.policy.cover_cap_chunks * self.chunk_samples / self.rate)
+    @initial_cover_s.setter
+    def initial_cover_s(self, seconds: float) -> None:
+        # The worker raises it by one input block once the device's block is known.
+        self._cover.initial_cover_s = seconds
+
+    @property
+    def episodes(self) -> int:
+        """Disturbances seen since start."""
+        return self._cover.episodes
 
     @property
     def target(self) -> int:
@@ -206,13 +143,9 @@ class TimingController:
     def note_dropped(self, frames: int) -> None:
         self.dropped_frames += frames
         if frames > 0:
-            # Input piled up: the worker was stalled. The chunks around it, and the next few
-            # while what is left of the pile-up drains, wait for the stall, not for jitter the
-            # machine has: none of them may set the cover for the next two minutes.
+            # Input piled up: the worker was stalled, and what is left of it is won back now.
             self._winning_back = True
-            self._taint_next = self.policy.episode_window
-            for entry in self._pending:
-                entry[2] = True
+            self._cover.note_pile_up()
 
     def first_chunk_silence(self, level: int, backlog: int, compute_s: float) -> int:
         """Silence to add before the first chunk so it lands behind a full target (samples)."""
@@ -234,7 +167,8 @@ class TimingController:
         # a block waits behind it. More means it is catching up after a stall: the chunk's wait
         # shows that stall, not the machine's jitter.
         catching_up = own > self.input_block + self.policy.catch_up_slack_s * self.rate
-        self._observe(now, wait_s, catching_up)
+        if self._cover.observe(now, wait_s, catching_up):
+            self._winning_back = True  # a disturbance: won back once it has passed
         self.in_flight = level + backlog + compute_s * self.rate
         if not adjust_level:
             return Correction()
@@ -261,9 +195,7 @@ class TimingController:
         """The worker knows a disturbance is under way (a model or codebook switch loading, and a
         few seconds after it lands): none of its chunks is remembered as calm."""
         self._winning_back = self._winning_back or held
-        if self._held and not held:
-            self._disturbed_until = max(self._disturbed_until, now + self.policy.recent_memory_s)
-        self._held = held
+        self._cover.hold(held, now)
 
     def set_cover_extra(self, seconds: float) -> None:
         """A wait some chunks have by design, covered always on top of the measured ones: the
@@ -279,51 +211,6 @@ class TimingController:
         self.input_block = max(self.input_block, int(samples))
 
     # -- inside -------------------------------------------------------------------------------
-
-    def _elevated_above(self) -> float:
-        p, usual = self.policy, self._usual_s
-        return math.inf if usual is None else usual * (1 + p.elevated_ratio) + p.elevated_min_s
-
-    def _observe(self, now: float, wait_s: float, catching_up: bool = False) -> None:
-        p = self.policy
-        after_pile_up = self._taint_next > 0
-        self._taint_next = max(0, self._taint_next - 1)
-        if not after_pile_up:  # the pile-up was dropped: covering its waits would only add delay
-            self._recent.append((now, wait_s))
-        while self._recent and now - self._recent[0][0] > p.recent_memory_s:
-            self._recent.popleft()
-        self._elevated.append(wait_s > self._elevated_above())
-        if sum(self._elevated) >= p.episode_elevated:
-            if now >= self._disturbed_until:
-                self.episodes += 1
-            self._winning_back = True
-            self._disturbed_until = now + p.recent_memory_s
-            for entry in self._pending:
-                entry[2] = True
-        stall = wait_s > p.stall_chunks * self.chunk_samples / self.rate
-        tainted = now < self._disturbed_until or self._held or stall or catching_up or after_pile_up
-        self._pending.append([now, wait_s, tainted])
-        if len(self._pending) > p.episode_window:
-            when, wait, tainted = self._pending.popleft()
-            if not tainted:
-                self._remember_calm(when, wait)
-        if self._usual_s is None and len(self._pending) == p.episode_window:
-            self._usual_s = sorted(w for _, w, _ in self._pending)[p.episode_window // 2]
-
-    def _remember_calm(self, when: float, wait: float) -> None:
-        p = self.policy
-        if self._calm_since is None:
-            self._calm_since = when
-        if not self._calm_blocks or when - self._calm_blocks[-1][0] >= p.calm_block_s:
-            self._calm_blocks.append([when, wait])
-        else:
-            self._calm_blocks[-1][1] = max(self._calm_blocks[-1][1], wait)
-        while self._calm_blocks and when - self._calm_blocks[0][0] > p.calm_memory_s:
-            self._calm_blocks.popleft()
-        self._calm_waits.append(wait)
-        if len(self._calm_waits) % 25 == 0 or len(self._calm_waits) < 25:
-            ordered = sorted(self._calm_waits)
-            self._usual_s = ordered[len(ordered) // 2]
 
     def _plan(self, in_flight: float) -> Correction:
         p, n = self.policy, self.chunk_samples
@@ -405,8 +292,7 @@ class TimingController:
         band = self._tolerance()
         # The cover must be down to what calm chunks need too, or the excess left when it falls
         # would be met by the wide band.
-        on_target = min(self._errors) <= band and max(self._errors) >= -band and now >= self._disturbed_until \
-            and self._recent_cover_s() <= self._calm_cover_s()
+        on_target = min(self._errors) <= band and max(self._errors) >= -band and self._cover.settled(now)
         if not on_target:
             self._on_target_since = None
             return
