@@ -31,6 +31,10 @@ KV_WINDOW_CHOICES: tuple[int | None, ...] = (None, 125, DEFAULT_KV_WINDOW, 500)
 # command-line choices. Here so that parsers need not import the codecs' module (numpy) for them.
 CLASSIC_PATH_KEYS = ("codec2-1200", "codec2-3200", "opus-6k", "opus-12k")
 
+# The instant replay plays back this much of the latest input, and the classic paths it plays.
+REPLAY_S = 10.0
+REPLAY_CLASSIC_KEYS = ("codec2-1200", "opus-6k")
+
 # The live engine's chunk per encode/decode call: whole frames, 80 .. 560 ms.
 CHUNK_CHOICES_MS = tuple(range(FRAME_MS, 7 * FRAME_MS + 1, FRAME_MS))
 

@@ -21,7 +21,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +44,10 @@ from app.audio.engine_config import (  # noqa: F401 - the engine's public names,
 )
 from app.audio.io_base import IOBase
 from app.audio.live_changes import LiveChanges
-from app.audio.metrics import AudioTap, EngineEvent, MetricsQueue, SessionStats, process_age_s
+from app.audio.metrics import EngineEvent, MetricsQueue, SessionStats, process_age_s
 from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
 from app.audio.recorder import SessionRecorder
+from app.audio.replay_control import Replayer
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     FADE_SAMPLES,
     LiveSession,
@@ -59,9 +60,10 @@ from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     silence_event,
 )
 from app.audio.sources import FileSource, MicSource, OutputSink, Source, ToneSource
+from app.audio.tape import AudioTap
 from app.audio.timing import TimingController, TimingPolicy
 from app.codec import StreamingCodec
-from app.config import SAMPLE_RATE_HZ
+from app.config import REPLAY_CLASSIC_KEYS, SAMPLE_RATE_HZ
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,9 @@ class Engine(LiveChanges):
     def __init__(self, io_factory: Callable[[EngineConfig], IOBase] | None = None,
                  timing_policy: TimingPolicy | None = None):
         self.queue = MetricsQueue()
-        self.audio_tap = AudioTap()  # recent dry/wet audio for spectrograms, read at the display's pace
+        self.audio_tap = AudioTap()  # the last seconds: spectrograms, quality readout, replay
+        self.replayer = Replayer(self.audio_tap, lambda kind, message: self.queue.put(EngineEvent(kind, message)))
+        self._last_output_device: int | str | None = None  # where a replay after Stop plays
         self.stats = SessionStats()
         self.info: dict = {}
         self._io_factory = io_factory or real_io
@@ -118,6 +122,7 @@ class Engine(LiveChanges):
             raise EngineError("the engine is already running: stop it first")
         requested_at = time.perf_counter()
         config.validate()
+        self.replayer.cancel()  # one after Stop plays on its own stream: the session's comes first
         codec = codec or load_codec(config)
         source: Source | None = None
         if config.source == "file":
@@ -152,6 +157,7 @@ class Engine(LiveChanges):
         self._saved_switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._saved_switch_interval, GIL_SWITCH_INTERVAL_S))
         self.monitor = config.monitor
+        self._last_output_device = config.output_device
         self.stats = SessionStats()
         self.stop_reason = None
         clock = SessionClock(io)
@@ -188,6 +194,19 @@ class Engine(LiveChanges):
         self._thread = None
         self._finish(reason)
         return self.summary()
+
+    def replay(self, classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS, fewer: int | None = None) -> list[str]:
+        """Plays the last seconds of input through each path in turn (replay.py): in place of the
+        monitor while streaming, else on the last session's output. Returns the clips' labels;
+        raises ReplayError when there is nothing to replay yet."""
+        return self.replayer.start(self.running, self._last_output_device, classic_keys, fewer)
+
+    @property
+    def replaying(self) -> bool:
+        return self.replayer.active
+
+    def cancel_replay(self) -> None:
+        self.replayer.cancel()
 
     def summary(self) -> dict:
         return {**self.stats.summary(), **self.info, "stop_reason": self.stop_reason,
@@ -257,11 +276,11 @@ class Engine(LiveChanges):
         buffered = sink.level()
         correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live,
                                     lookahead=ahead if source.live else 0)
-        sink.write(apply_correction(session, correction, out))
+        sink.write(apply_correction(session, correction, self.replayer.over(out)))
         if bank is not None:  # the paths not heard: only the input already there, never waiting
             self._feed_classic(session, bank, start, bank.max_delay)
         self._forward_timing_events(session)
-        self.audio_tap.append(dry, wet)
+        self.audio_tap.append(dry, wet, out, codes, monitor, codec)
         if session.recorder is not None:
             session.recorder.write(dry, wet)  # never blocks: a writer thread takes it
             if session.recorder.error:  # e.g. a full disk: recording stops, streaming goes on
@@ -374,6 +393,7 @@ class Engine(LiveChanges):
         if session is None:
             return
         self.stop_reason = reason
+        self.replayer.ended_with_session()
         try:
             session.io.stop()
         finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.config import FRAME_MS, FRAME_S, SAMPLE_RATE_HZ
+from app.config import FRAME_MS, FRAME_S
 from app.units import percentiles
 
 METRICS_QUEUE_SIZE = 512  # ~40 s of 80 ms chunks: more than any consumer needs to catch up
@@ -159,38 +159,6 @@ class SessionStats:
             "callback_errors": last.callback_errors if last else 0,
             "kv_length": {"encoder": last.kv_encoder if last else 0, "decoder": last.kv_decoder if last else 0},
         }
-
-
-class AudioTap:
-    """The most recent seconds of what went into the codec (dry) and what came out (wet), 24 kHz.
-
-    The worker appends each chunk; a display reads the newest samples without consuming them.
-    Fixed size: nothing grows however long the session runs. A reader asking for far less than
-    the capacity never sees a sample being overwritten.
-    """
-
-    def __init__(self, seconds: float = 4.0, rate: int = SAMPLE_RATE_HZ):
-        self.capacity = int(seconds * rate)
-        self._dry = np.zeros(self.capacity, np.float32)
-        self._wet = np.zeros(self.capacity, np.float32)
-        self.written = 0  # total samples ever appended; advanced after the copy
-
-    def append(self, dry: np.ndarray, wet: np.ndarray) -> None:
-        n = len(dry)
-        start = self.written % self.capacity
-        first = min(n, self.capacity - start)
-        self._dry[start : start + first] = dry[:first]
-        self._wet[start : start + first] = wet[:first]
-        self._dry[: n - first] = dry[first:]
-        self._wet[: n - first] = wet[first:]
-        self.written += n
-
-    def latest(self, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Copies of the newest min(n, available) dry and wet samples, and the total written so far."""
-        end = self.written
-        n = min(n, end, self.capacity)
-        index = (np.arange(end - n, end) % self.capacity) if n else np.zeros(0, np.int64)
-        return self._dry[index], self._wet[index], end
 
 
 def process_age_s() -> float:

@@ -21,109 +21,23 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from app.errors import one_line
-
-from ..config import DEFAULT_KV_WINDOW, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ, data_dir
+from ..config import DEFAULT_KV_WINDOW, FRAME_RATE_HZ, FRAME_SIZE, SAMPLE_RATE_HZ
 from .codebooks import decoder_with_zero_rows
 from .contract import ModelContract, inspect_decoder, load_contract, model_files
 from .errors import InputError, ModelContractError
 from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
 from .prepare import PreparedModel, prepare_model
+from .sessions import initial_state, load_remedy, open_session, session_options
 
 __all__ = ["StreamingCodec"]
 
 _PROBE_SEED = 20240
-
-
-@dataclass
-class _StreamState:
-    """The past_* tensors of one direction; present outputs replace them after each call."""
-
-    initial: dict[str, np.ndarray]
-    # Position in the session outputs -> past input it feeds next call.
-    feedback: tuple[tuple[int, str], ...]
-    # Position in the session outputs where present_key_0 starts (KV outputs run to the end).
-    kv_start: int = 0
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for array in self.initial.values():
-            array.flags.writeable = False  # shared by every reset; never mutated
-        self.kv_names = tuple(name for _, name in self.feedback[self.kv_start - 1 :])
-        self.reset()
-
-    def reset(self) -> None:
-        self.values = dict(self.initial)
-
-    def update(self, outputs: list[np.ndarray], window: KVWindow) -> None:
-        # Outputs are fresh arrays owned by us: keep them as they are, no copy.
-        kv = window.trim(outputs[self.kv_start :])
-        for index, name in self.feedback:
-            self.values[name] = outputs[index] if index < self.kv_start else kv[index - self.kv_start]
-
-    def fit(self, window: KVWindow) -> None:
-        """Trim the stored past now if it is longer than the window (after set_kv_window)."""
-        limit = window.limit
-        if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
-            kv = window.trim([self.values[name] for name in self.kv_names])
-            self.values.update(zip(self.kv_names, kv, strict=False))
-
-    def conv_feeds(self) -> dict[str, np.ndarray]:
-        kv = set(self.kv_names)
-        return {name: value for name, value in self.initial.items() if name not in kv}
-
-
-def _session_options(threads: int | None) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
-    # One op at a time: the graphs are a chain, and parallel branches only add jitter.
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    # Idle intra-op threads would otherwise spin for a while after each op, taking CPU from the
-    # audio server, the callbacks and the GUI on small machines.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
-def _remedy(path: Path) -> str:
-    """What to do about a graph that will not load: the model is the user's; a copy the app
-    derived in its data folder is the app's (deleting it makes it again)."""
-    try:
-        Path(path).resolve().relative_to(data_dir().resolve())
-    except ValueError:
-        return "re-download the model folder"
-    return f"delete {Path(path).parent} (the app makes it again from the model)"
-
-
-def _open_session(path: Path, options: ort.SessionOptions, remedy: str) -> ort.InferenceSession:
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise ModelContractError(f"{path.name}: onnxruntime cannot load it ({one_line(exc)}); {remedy}") from exc
-
-
-def _initial_state(
-    input_names: tuple[str, ...], output_names: tuple[str, ...], contract: ModelContract, shapes: dict[str, tuple]
-) -> _StreamState:
-    kv_shape = (1, contract.kv_heads, 0, contract.kv_head_dim)
-    initial = {
-        name: np.zeros(shapes.get(name, kv_shape), dtype=np.float32) for name in input_names[1:]
-    }
-    feedback = tuple(
-        (index, "past_" + name[len("present_"):]) for index, name in enumerate(output_names) if index > 0
-    )
-    # The contract puts the KV outputs last, starting with present_key_0 (load_contract checked it).
-    kv_start = output_names.index("present_key_0")
-    return _StreamState(initial=initial, feedback=feedback, kv_start=kv_start)
 
 
 def _check_window(window: object) -> int | None:
@@ -167,9 +81,9 @@ class StreamingCodec:
         )
         self._decoder_path = decoder_path  # what runs: the rewritten copy when there is one
         self.threads: int | None = threads  # intra-op threads per session (None: onnxruntime's default)
-        self._options = _session_options(threads)
-        self._encoder = _open_session(encoder_path, self._options, _remedy(encoder_path))
-        full_decoder = _open_session(decoder_path, self._options, _remedy(decoder_path))
+        self._options = session_options(threads)
+        self._encoder = open_session(encoder_path, self._options, load_remedy(encoder_path))
+        full_decoder = open_session(decoder_path, self._options, load_remedy(decoder_path))
         inspect = prepared.inspection if prepared is not None else inspect_decoder
         self.contract: ModelContract = load_contract(folder, self._encoder, full_decoder, inspect)
 
@@ -186,8 +100,8 @@ class StreamingCodec:
 
         enc_shapes = {s.input_name: s.shape for s in c.spec.encoder}
         dec_shapes = {s.input_name: s.shape for s in c.spec.decoder}
-        self._enc_state = _initial_state(c.encoder_inputs, c.encoder_outputs, c, enc_shapes)
-        self._dec_state = _initial_state(c.decoder_inputs, c.decoder_outputs, c, dec_shapes)
+        self._enc_state = initial_state(c.encoder_inputs, c.encoder_outputs, c, enc_shapes)
+        self._dec_state = initial_state(c.decoder_inputs, c.decoder_outputs, c, dec_shapes)
         self._kv_window = kv_window
         self._enc_window, self._dec_window = self._probe_windows(full_decoder, kv_window)
         self.last_encode_ms = 0.0
@@ -299,6 +213,14 @@ class StreamingCodec:
 
         Safe to call from a loader thread while another thread streams: it only adds a session.
         """
+        edited = self.check_codebooks(codebooks) < self.max_codebooks
+        if edited not in self._decoders:
+            path, remedy = self.decoder_graph(codebooks)
+            self._decoders[edited] = open_session(path, self._options, remedy)
+        return self._decoders[edited]
+
+    def check_codebooks(self, codebooks: object) -> int:
+        """`codebooks` as an int if this model can decode with that many; InputError saying the choices if not."""
         if not isinstance(codebooks, (int, np.integer)) or isinstance(codebooks, bool):
             raise InputError(f"codebooks must be an integer, got {codebooks!r}")
         if codebooks not in self.codebook_choices:
@@ -306,15 +228,15 @@ class StreamingCodec:
             choices = str(last) if first == last else f"{first}..{last}"
             extra = f" ({self.codebook_note})" if self.codebook_note else ""
             raise InputError(f"{codebooks} codebooks is not available for this model: choose {choices}{extra}")
-        edited = codebooks < self.max_codebooks
-        if edited not in self._decoders:
-            if edited:
-                path = self._zero_row_path(int(codebooks))
-                remedy = f"delete {path.parent} to rebuild it"
-            else:
-                path, remedy = self._decoder_path, _remedy(self._decoder_path)  # the graph loaded at start
-            self._decoders[edited] = _open_session(path, self._options, remedy)
-        return self._decoders[edited]
+        return int(codebooks)
+
+    def decoder_graph(self, codebooks: int) -> tuple[Path, str]:
+        """The decoder graph `codebooks` runs on (the zero-row edit below the maximum: made on first
+        use, slow) and what to do if it will not load."""
+        if self.check_codebooks(codebooks) < self.max_codebooks:
+            path = self._zero_row_path(int(codebooks))
+            return path, f"delete {path.parent} to rebuild it"
+        return self._decoder_path, load_remedy(self._decoder_path)  # the graph loaded at start
 
     def warm_codebooks(self, codebooks: int) -> None:
         """Runs the decoder k needs once on a copy of the live decoder state and drops the result,

@@ -35,6 +35,7 @@ MONITOR_LABELS = (("codec", "Codec", "1"), ("bypass", "Bypass", "2"), ("residual
 CLASSIC_LABELS = (("codec2-1200", "Codec2 1.2k", "4"), ("codec2-3200", "Codec2 3.2k", "5"),
                   ("opus-6k", "Opus 6k", "6"), ("opus-12k", "Opus 12k", "7"))
 CLASSIC_KEYS = frozenset(key for key, _, _ in CLASSIC_LABELS)
+REPLAY_TEXT, REPLAYING_TEXT = "⟲  Replay last 10 s", "■  Stop replay"
 CLASSIC_TIP = ("Run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path delayed to "
                "the slowest (about 85 ms more delay), so that switching among them is instant and in sync. "
                "Applies at Start.")
@@ -185,6 +186,12 @@ class ControlsPanel(QWidget):
             self.monitor_buttons[mode] = button
             classic_row.addWidget(button)
         box.addLayout(classic_row)
+        self.replay_button = QPushButton(REPLAY_TEXT)
+        self.replay_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.replay_button.setToolTip(
+            "Play the last 10 s of input as the original, through Mimi at this and at half the codebooks, "
+            "then Codec2 1200 and Opus 6 kbps, each announced; live monitoring pauses meanwhile (P)")
+        box.addWidget(self.replay_button)
         record_row = QHBoxLayout()
         self.record_button = QPushButton("●  Record")
         self.record_button.setCheckable(True)
@@ -260,8 +267,8 @@ class ControlsPanel(QWidget):
         column.addWidget(audio)
 
         self.shortcuts = QLabel(
-            "<b>Keys</b>&nbsp; F5 start/stop · 1 2 3 monitor · 4-7 Codec2/Opus · Space codec⇄bypass · R record"
-            " · Ctrl+O open")
+            "<b>Keys</b>&nbsp; F5 start/stop · 1 2 3 monitor · 4-7 Codec2/Opus · Space codec⇄bypass"
+            " · P replay · R record · Ctrl+O open")
         self.shortcuts.setWordWrap(True)
         self.shortcuts.setStyleSheet(f"color: {theme.MUTED}; font-size: 8.5pt;")
         column.addWidget(self.shortcuts)

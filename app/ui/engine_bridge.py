@@ -23,6 +23,7 @@ from app.audio.engine import Engine, EngineConfig, load_codec
 from app.audio.metrics import EngineEvent, FrameMetrics
 from app.errors import AppError, one_line
 from app.models import check_cached_model, make_int8_copy
+from app.quality.live import LiveQuality, QualityReading
 
 if TYPE_CHECKING:
     from app.codec.streaming import StreamingCodec
@@ -83,6 +84,7 @@ class EngineBridge(QObject):
         self._job_status = ""  # the latest progress line of the job, written by the loader thread
         self._shown_status = ""
         self._was_running = False
+        self._quality = LiveQuality(self._heard_stretch)  # scores what is heard, on its own thread
         self.timer = QTimer(self)
         self.timer.setInterval(tick_ms)
         self.timer.timeout.connect(self._tick)
@@ -213,6 +215,31 @@ class EngineBridge(QObject):
         measured = self.engine.info.get("classic_bps") if self.engine.running else None
         return measured.get(key) if measured else None
 
+    def replay(self) -> list[str] | None:
+        """The instant replay of the last seconds (app.audio.replay), streaming or after Stop; its
+        steps arrive as "replay" events. None (and an error event) when there is nothing to replay."""
+        try:
+            return self.engine.replay()
+        except Exception as exc:  # noqa: BLE001 - e.g. nothing recorded yet: a message, never a crash
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+            return None
+
+    def cancel_replay(self) -> None:
+        self.engine.cancel_replay()
+
+    @property
+    def replaying(self) -> bool:
+        return self.engine.replaying
+
+    def quality(self) -> QualityReading | None:
+        """The newest live quality figure of the path heard (None: none yet, or not streaming)."""
+        return self._quality.latest if self.engine.running else None
+
+    def _heard_stretch(self, seconds: float):  # noqa: ANN202 - LiveQuality's Stretch
+        if not self.engine.running or self.engine.replaying:  # a replay is not the live path
+            return None
+        return self.engine.audio_tap.heard_stretch(seconds)
+
     def set_monitor(self, mode: str) -> None:
         """What the speaker plays; the worker reads it at the next chunk: instant A/B."""
         self.engine.monitor = mode
@@ -266,7 +293,9 @@ class EngineBridge(QObject):
 
     def shutdown(self) -> None:
         self.timer.stop()
+        self._quality.stop()
         try:
+            self.engine.cancel_replay()
             self.engine.stop("window closed")
         finally:
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -301,6 +330,11 @@ class EngineBridge(QObject):
             self.sigFrames.emit(frames)
         self._poll_jobs()
         running = engine.running
+        if running != self._quality.running:  # a figure only while streaming
+            if running:
+                self._quality.start()
+            else:
+                self._quality.stop()
         if running != self._was_running and self._job is None:
             self._was_running = running
             self.sigRunning.emit(running)

@@ -27,18 +27,20 @@ from PySide6.QtWidgets import (
 )
 
 from app.audio.engine import Engine, EngineConfig
-from app.audio.metrics import EngineEvent, FrameMetrics
+from app.audio.metrics import FrameMetrics
 from app.config import APP_NAME
 from app.ui.audio_choice import AudioChoice
 from app.ui.compat import guard_singleton_refcounts
-from app.ui.controls import CLASSIC_KEYS, CLASSIC_LABELS, MONITOR_LABELS, ControlsPanel
+from app.ui.controls import CLASSIC_KEYS, ControlsPanel
 from app.ui.engine_bridge import EngineBridge
+from app.ui.engine_events import show_event
+from app.ui.listening import ListeningControl
 from app.ui.model_chooser import ModelChooser
 from app.ui.plots import PlotsPanel
 from app.ui.prefs import Prefs
 from app.ui.readout_strip import ReadoutStrip, real_time_factor
 from app.ui.recording import RecordingControl
-from app.ui.status_line import StatusLine, recorded_short
+from app.ui.status_line import StatusLine
 from app.ui.welcome import FIRST_DOWNLOAD, WelcomePage
 from app.ui.widgets import Banner
 
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 
 TEXT_REFRESH_MS = 250  # readouts and status bar: ~4 Hz, easy to read
 INFO_BANNER_MS = 10_000  # a good-news banner ("the delay is back") goes by itself
-QUIET_STOP_REASONS = ("stopped", "restarting", "window closed")
 RTF_CHUNKS = 12  # ~1 s of 80 ms chunks
 
 
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         self._awaiting_failed = False
         self.models = ModelChooser(self)
         self.recording = RecordingControl(self)
+        self.listening = ListeningControl(self)
         self._build()
         self._connect()
         self._shortcuts()
@@ -139,22 +141,15 @@ class MainWindow(QMainWindow):
         c = self.controls
         c.start_button.clicked.connect(self.toggle_running)
         c.chunk_combo.currentIndexChanged.connect(lambda: self.prefs.set_chunk_ms(c.chunk_combo.currentData()))
-        for mode, button in c.monitor_buttons.items():
-            button.clicked.connect(lambda _=False, m=mode: self.set_monitor(m))
-        c.classic_check.toggled.connect(self._on_classic_toggled)
         b = self.bridge
         b.sigFrames.connect(self._on_frames)
-        b.sigEvent.connect(self._on_event)
+        b.sigEvent.connect(lambda event: show_event(self, event))
         b.sigBusy.connect(self._on_busy)
         b.sigRunning.connect(self._on_running)
         b.sigTick.connect(self._on_tick)
 
-    def _shortcuts(self) -> None:
-        keys_to_monitors = {key: mode for mode, _, key in (*MONITOR_LABELS, *CLASSIC_LABELS)}
-        for key, mode in keys_to_monitors.items():
-            QShortcut(QKeySequence(key), self).activated.connect(lambda m=mode: self.set_monitor(m))
-        for keys, slot in (("Space", self.toggle_ab),
-                           ("R", self.controls.record_button.toggle), ("F5", self.toggle_running),
+    def _shortcuts(self) -> None:  # the monitor's and the replay's: listening.py
+        for keys, slot in (("R", self.controls.record_button.toggle), ("F5", self.toggle_running),
                            ("Ctrl+Return", self.toggle_running)):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.activated.connect(slot)
@@ -301,28 +296,16 @@ class MainWindow(QMainWindow):
         self.strip.reset_meters()
 
     def monitor(self) -> str:
-        return next((m for m, b in self.controls.monitor_buttons.items() if b.isChecked()), "codec")
+        return self.listening.monitor()
 
     def set_monitor(self, mode: str) -> None:
-        if mode not in self.controls.monitor_buttons:
-            mode = "codec"
-        if mode in CLASSIC_KEYS and not self.controls.classic_check.isChecked():  # this session does not run them
-            self.show_message("info", "tick “Codec2 / Opus in step” while stopped, then Start, to hear "
-                              "the classic codecs", topic="monitor")
-            return
-        self.controls.set_monitor(mode)
-        self.bridge.set_monitor(mode)
-        self.prefs.set_monitor(mode)
-        self.refresh_text()
-
-    def _on_classic_toggled(self, on: bool) -> None:
-        self.prefs.set_classic_paths(on)
-        self.update_enabled()
-        if not on and self.monitor() in CLASSIC_KEYS:
-            self.set_monitor("codec")
+        self.listening.set_monitor(mode)
 
     def toggle_ab(self) -> None:
-        self.set_monitor("bypass" if self.monitor() == "codec" else "codec")
+        self.listening.toggle_ab()
+
+    def toggle_replay(self) -> None:
+        self.listening.toggle_replay()
 
     # -- bridge signals --------------------------------------------------------------------------
 
@@ -338,36 +321,6 @@ class MainWindow(QMainWindow):
             self.plots.redraw()
         if self._last is not None and self.bridge.running:
             self.strip.set_levels(self._last)
-
-    def _on_event(self, event: EngineEvent) -> None:
-        if event.kind == "error":
-            self.show_message("error", event.message)
-        elif event.kind == "warning":
-            self.show_message("warning", event.message)
-        elif event.kind == "info":  # e.g. the delay won back: it replaces the warning, then goes
-            if not self._error_shown():
-                self.show_message("info", event.message)
-        elif event.kind == "stopped":
-            if event.message not in QUIET_STOP_REASONS:
-                self.show_message("error", f"streaming stopped: {event.message}")
-            recorded, self.recording.paths = self.recording.paths, None
-            if recorded and not self._error_shown():
-                self.recording.show_recorded(recorded)
-            elif recorded:
-                self.status_line.show(f"Stopped; {recorded_short(recorded)}", str(Path(recorded[0]).parent))
-            else:
-                self.status_line.show(f"Stopped ({event.message})")
-        elif event.kind == "started":
-            self.recording.paths = self.bridge.recording_paths()
-            self.status_line.show(event.message.capitalize(), ms=4000)
-        elif event.kind == "recording":
-            self.recording.on_files(event.message)
-        else:
-            self.status_line.show(event.message)
-        self.recording.show_folder()
-
-    def _error_shown(self) -> bool:
-        return self.banner.isVisible() and self.banner.kind == "error"
 
     def await_result(self, topic: str) -> None:
         """The window now waits on a load or a start about `topic` (see show_message)."""
@@ -422,6 +375,8 @@ class MainWindow(QMainWindow):
         recent = list(self._recent)
         streaming = bool(recent) and running
         rtf = real_time_factor(recent) if streaming else None
-        self.strip.refresh(bitrate, self.monitor(), recent, running, self.controls.kv_window(), rtf)
+        self.strip.refresh(bitrate, self.monitor(), recent, running, self.controls.kv_window(), rtf,
+                           self.listening.quality())
+        self.listening.refresh()
         self.status_line.refresh(f"{self.models.list.name(model)} · {codec.num_codebooks} cb" if model and codec else
                                  "no model", bitrate, recent[-1] if streaming else None, rtf)

@@ -7,12 +7,14 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QSizePolicy, QVBoxLayout
 
 from app.audio.metrics import FrameMetrics
 from app.config import FRAME_MS
+from app.quality.live import QualityReading
 from app.ui import theme
 from app.ui.budget_bar import LatencyBudgetBar
 from app.ui.controls import format_bps
 from app.ui.widgets import LevelMeter, Readout
 
 MONITOR_COLOURS = {"codec": theme.OUTPUT, "bypass": theme.INPUT, "residual": theme.DECODE}
+STOI_POOR = 0.6  # below this, speech is hard to follow: the card says so in colour
 CLASSIC_COLOUR = theme.ENCODE  # every classic path (Codec2, Opus): not Mimi
 
 
@@ -31,6 +33,8 @@ class ReadoutStrip:
             "latency": Readout("Latency", "End-to-end estimate: device latencies + buffering + compute"),
             "kv": Readout("KV cache", "Encoder KV cache length / window (tokens, 25 per second)"),
             "monitor": Readout("Hearing", "What the speaker plays: codec, bypass (input) or residual"),
+            "quality": Readout("STOI", "Intelligibility (STOI, 0 to 1) of what you hear against the input, over the "
+                                       "last 4 s that path played; the paths' delays are taken out"),
         }
         for card in self.readouts.values():
             card.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -59,7 +63,7 @@ class ReadoutStrip:
         self.output_meter.set_level(m.output_level_db)
 
     def refresh(self, bitrate_bps: float | None, monitor: str, recent: list[FrameMetrics], running: bool,
-                kv_window: int | None, rtf: float | None) -> None:
+                kv_window: int | None, rtf: float | None, quality: QualityReading | None = None) -> None:
         """The cards; while streaming, from the recent chunks (none yet: they keep what they showed)."""
         r = self.readouts
         r["bitrate"].set(format_bps(bitrate_bps) if bitrate_bps else "–")
@@ -76,3 +80,14 @@ class ReadoutStrip:
                 r[key].set("–")
             if self.budget_bar.budget:
                 self.budget_bar.set_budget({})
+        self._show_quality(quality if running else None)
+
+    def _show_quality(self, reading: QualityReading | None) -> None:
+        """STOI of the path heard, or why there is none (quiet input, a path just switched to)."""
+        card = self.readouts["quality"]
+        if reading is None:
+            card.set("–")
+        elif reading.stoi is None:
+            card.set(reading.why or "–", theme.MUTED)
+        else:
+            card.set(f"{reading.stoi:.2f}", theme.BUDGET if reading.stoi < STOI_POOR else None)
