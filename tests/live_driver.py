@@ -57,6 +57,7 @@ def main() -> int:
                         help="run the classic paths and hear every path in turn, S seconds each")
     parser.add_argument("--replay-at", type=float, metavar="T", help="the instant replay at T s, streaming")
     parser.add_argument("--replay-after-stop", action="store_true", help="and once more after Stop")
+    parser.add_argument("--replay-seconds", type=float, help="how much the replays play back (default: all)")
     args = parser.parse_args()
     engine = Engine()
     engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec",
@@ -74,7 +75,7 @@ def main() -> int:
         for i, mode in enumerate((*MONITORS, "codec")):
             pending.append(((i + 1) * args.cycle_monitors, functools.partial(setattr, engine, "monitor", mode)))
     if args.replay_at is not None:
-        pending.append((args.replay_at, engine.replay))
+        pending.append((args.replay_at, functools.partial(engine.replay, seconds=args.replay_seconds)))
     pending.sort(key=lambda item: item[0])
     deadline = started + args.seconds
     while (time.monotonic() < deadline or engine.replaying) and engine.running:
@@ -93,7 +94,8 @@ def main() -> int:
         time.sleep(0.05)
     summary = engine.stop()
     if args.replay_after_stop:
-        engine.replay()
+        print("stopped streaming", file=sys.stderr, flush=True)
+        engine.replay(seconds=args.replay_seconds)
         give_up = time.monotonic() + REPLAY_TIMEOUT_S
         while engine.replaying and time.monotonic() < give_up:
             drain_events(engine)

@@ -195,11 +195,12 @@ class Engine(LiveChanges):
         self._finish(reason)
         return self.summary()
 
-    def replay(self, classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS, fewer: int | None = None) -> list[str]:
+    def replay(self, classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS, fewer: int | None = None,
+               seconds: float | None = None) -> list[str]:
         """Plays the last seconds of input through each path in turn (replay.py): in place of the
         monitor while streaming, else on the last session's output. Returns the clips' labels;
         raises ReplayError when there is nothing to replay yet."""
-        return self.replayer.start(self.running, self._last_output_device, classic_keys, fewer)
+        return self.replayer.start(self.running, self._last_output_device, classic_keys, fewer, seconds)
 
     @property
     def replaying(self) -> bool:

@@ -47,14 +47,16 @@ class Replayer:
     # -- caller side -------------------------------------------------------------------------
 
     def start(self, streaming: bool, device: int | str | None = None,
-              classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS, fewer: int | None = None) -> list[str]:
-        """Replays the tape's newest seconds; returns the clips' labels in playing order.
+              classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS, fewer: int | None = None,
+              seconds: float | None = None) -> list[str]:
+        """Replays the tape's newest `seconds` (default: all it holds, REPLAY_S); returns the clips'
+        labels in playing order.
 
         Raises ReplayError when there is nothing (long enough) to replay. A replay already
         playing is ended first.
         """
         self.cancel()
-        snap = self._tap.snapshot()
+        snap = self._tap.snapshot(seconds)
         clips = plan_replay(snap, classic_keys, fewer)
         self._cancelled = cancelled = threading.Event()
         self.clips = clips
