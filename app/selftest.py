@@ -3,10 +3,11 @@
 No audio device, display or network is needed. It streams 2 s of a 440 Hz tone through the tiny
 bundled model (a source checkout uses tests/fixtures/tiny-8cb) in 80 ms chunks, encode then
 decode, as the live engine does (the model prepared in a child process, as the app loads models),
-and checks the output; then it loads the other native pieces the
-app needs (PortAudio via sounddevice, libsndfile, soxr, Qt's offscreen platform and image plugins,
-pyqtgraph, the Hugging Face hub client), because a bundle that misses one of them only fails when
-that feature is first used.
+and checks the output; then it runs 1 s of a noisy tone once through each classic codec
+path (Codec2 via pycodec2, Opus via PyAV's libopus), scores one STOI (pystoi, with scipy), and
+loads the other native pieces the app needs (PortAudio via sounddevice, libsndfile, soxr, Qt's
+offscreen platform and image plugins, pyqtgraph, the Hugging Face hub client), because a bundle
+that misses one of them only fails when that feature is first used.
 Prints one summary line; `main` returns 0, or 1 after one `mimi-live: self-test failed: ...` line.
 """
 
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from app.classic.base import run_file
+from app.classic.paths import CLASSIC_PATHS, open_codec
 from app.codec.measure import stream
 from app.config import APP_ID, DATA_DIR_ENV, FRAME_SIZE, SAMPLE_RATE_HZ, asset_path, bundle_root
 from app.errors import AppError, one_line
@@ -32,6 +35,13 @@ TONE_HZ = 440.0
 TONE_S = 2.0
 CHUNK_FRAMES = 1  # 80 ms per call, the live engine's default
 PREPARE_TIMEOUT_S = 60.0
+CLASSIC_S = 1.0
+NOISE_RMS = 0.1  # added to the classic paths' tone: Opus's VBR spends far over its target on a pure tone
+# Opus is VBR: over 1 s of that noisy tone it lands 8-14% under its target. Codec2's rate is fixed.
+OPUS_BPS_TOLERANCE = 0.25
+# Codec2 gives back ~40% of a noisy tone's RMS; silence or a broken decoder, next to nothing.
+MIN_RMS_RATIO = 0.1
+MIN_SELF_STOI = 0.99  # a signal against itself scores 1
 
 
 class SelfTestError(AppError):
@@ -64,11 +74,18 @@ def _prepared_codec(model: Path):
                 os.environ[DATA_DIR_ENV] = saved
 
 
+def _tone(seconds: float, amplitude: float = 0.5, noise_rms: float = 0.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
+    tone = amplitude * np.sin(2 * np.pi * TONE_HZ * t)
+    if noise_rms:
+        tone += noise_rms * np.random.default_rng(0).standard_normal(len(t))  # seeded: the same every run
+    return tone.astype(np.float32)
+
+
 def _codec_roundtrip(model: Path) -> dict:
     codec = _prepared_codec(model)
     samples = int(TONE_S * SAMPLE_RATE_HZ)
-    t = np.arange(samples) / SAMPLE_RATE_HZ
-    tone = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
+    tone = _tone(TONE_S)
     chunk = CHUNK_FRAMES * FRAME_SIZE
     start = time.perf_counter()
     steps = list(stream(codec, tone, chunk))
@@ -86,6 +103,47 @@ def _codec_roundtrip(model: Path) -> dict:
     if (codes_all == codes_all[:, :1]).all():
         raise SelfTestError("the codes are the same in every frame")
     return {"codebooks": codec.num_codebooks, "frames": codes_all.shape[1], "rtf": elapsed_s / TONE_S}
+
+
+def _rms(audio: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+
+
+def _classic_roundtrip(key: str, pcm: np.ndarray) -> None:
+    codec = open_codec(key)  # imports the path's backend: pycodec2 or av
+    out = run_file(codec, pcm)
+    if out.shape != pcm.shape:
+        raise SelfTestError(f"gave {out.shape[0]} samples back from {pcm.shape[0]}")
+    if not np.isfinite(out).all():
+        raise SelfTestError("decoded audio contains NaN or infinite samples")
+    if _rms(out) < MIN_RMS_RATIO * _rms(pcm):
+        raise SelfTestError(f"decoded audio is (nearly) silent: RMS {_rms(out):.2g} from {_rms(pcm):.2g}")
+    target = CLASSIC_PATHS[key].target_bps
+    tolerance = OPUS_BPS_TOLERANCE if CLASSIC_PATHS[key].family == "opus" else 0.0
+    if abs(codec.measured_bps - target) > tolerance * target + 1e-6:
+        raise SelfTestError(f"coded at {codec.measured_bps:.0f} bit/s, expected {target}"
+                            + (f" within {tolerance:.0%}" if tolerance else ""))
+
+
+def _classic_codecs() -> list[str]:
+    pcm = _tone(CLASSIC_S, amplitude=0.4, noise_rms=NOISE_RMS)
+    for key in CLASSIC_PATHS:
+        try:
+            _classic_roundtrip(key, pcm)
+        except Exception as exc:  # the failure names the path that broke
+            raise _failure(key, exc) from exc
+    return list(CLASSIC_PATHS)
+
+
+def _stoi() -> float:
+    # `mimi-live compare` and the window score every path with pystoi, which runs on scipy.signal.
+    from app.quality.scores import intelligibility
+
+    tone = _tone(CLASSIC_S)
+    scores = intelligibility(tone, tone, SAMPLE_RATE_HZ)
+    if scores is None or not scores["stoi"] >= MIN_SELF_STOI:
+        raise SelfTestError(f"a tone against itself scored {scores}, expected STOI 1")
+    return scores["stoi"]
 
 
 def _native_libraries() -> str:
@@ -137,19 +195,26 @@ def _int8_quantizer() -> str:
     return "int8 quantizer"
 
 
+def _failure(name: str, exc: Exception) -> SelfTestError:
+    """`exc` as one line under `name`; a foreign one (an import or native library failure: the bundle
+    misses something) keeps its type, the app's own errors already say what to do."""
+    if isinstance(exc, AppError):
+        return SelfTestError(f"{name}: {one_line(exc)}")
+    return SelfTestError(f"{name}: {type(exc).__name__}: {one_line(exc)}")
+
+
 def run() -> str:
     """Runs every check; returns the summary line or raises SelfTestError."""
     start = time.perf_counter()
-    checks = (("codec", lambda: _codec_roundtrip(selftest_model_dir())), ("audio libraries", _native_libraries),
-              ("Qt", _qt), ("model downloads", _hub_client), ("int8 copies", _int8_quantizer))
-    results: dict[str, Any] = {}  # the codec's summary (a dict), the others' lines
+    checks = (("codec", lambda: _codec_roundtrip(selftest_model_dir())), ("classic codecs", _classic_codecs),
+              ("STOI", _stoi), ("audio libraries", _native_libraries), ("Qt", _qt),
+              ("model downloads", _hub_client), ("int8 copies", _int8_quantizer))
+    results: dict[str, Any] = {}  # the codec's summary (a dict), the classic keys (a list), the others' lines
     for name, check in checks:
         try:
             results[name] = check()
-        except SelfTestError as exc:
-            raise SelfTestError(f"{name}: {exc}") from exc
-        except Exception as exc:  # an import or native library failure: the bundle misses something
-            raise SelfTestError(f"{name}: {type(exc).__name__}: {one_line(exc)}") from exc
+        except Exception as exc:
+            raise _failure(name, exc) from exc
     codec = results["codec"]
     import onnxruntime
 
@@ -157,7 +222,8 @@ def run() -> str:
             f"{TONE_S:g} s {TONE_HZ:g} Hz tone through {codec['codebooks']} codebooks, {codec['frames']} "
             f"frames of 80 ms, RTF {codec['rtf']:.2f}; onnxruntime {onnxruntime.__version__}; "
             f"{results['audio libraries']}; {results['Qt']}; {results['model downloads']}; "
-            f"{results['int8 copies']}")
+            f"{results['int8 copies']}; classic codecs ok ({', '.join(results['classic codecs'])}), "
+            f"STOI {results['STOI']:.2f}")
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from app.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 600
 SELFTEST_TIMEOUT_S = 120
+CLASSIC_OK = "classic codecs ok (codec2-1200, codec2-3200, opus-6k, opus-12k)"
 
 
 def test_self_test_passes_in_process(capsys):
@@ -24,6 +25,7 @@ def test_self_test_passes_in_process(capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("mimi-live self-test: ok"), out
     assert "8 codebooks, 25 frames of 80 ms" in out[0]
+    assert out[0].endswith(f"; {CLASSIC_OK}, STOI 1.00"), out[0]
 
 
 def test_self_test_reports_a_missing_model(monkeypatch, tmp_path, capsys):
@@ -40,6 +42,29 @@ def test_self_test_catches_frozen_codes(monkeypatch, capsys):
     monkeypatch.setattr(StreamingCodec, "encode", lambda self, pcm: real_encode(self, pcm) * 0)
     assert main(["--self-test"]) == 1
     assert "codes are the same in every frame" in capsys.readouterr().err
+
+
+def test_self_test_catches_a_silent_classic_codec(monkeypatch, capsys):
+    from app.classic.opus import OpusCodec
+
+    real_step = OpusCodec._step
+    monkeypatch.setattr(OpusCodec, "_step", lambda self, block: real_step(self, block) * 0)
+    assert main(["--self-test"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("mimi-live: self-test failed: classic codecs: opus-6k: "
+                             "decoded audio is (nearly) silent"), err
+
+
+def test_self_test_names_a_classic_codec_that_cannot_be_imported(monkeypatch, capsys):
+    # pycodec2 as a bundle that left it out would have it: importing it fails.
+    monkeypatch.delitem(sys.modules, "app.classic.codec2", raising=False)
+    monkeypatch.setitem(sys.modules, "pycodec2", None)
+    assert main(["--self-test"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("mimi-live: self-test failed: classic codecs: codec2-1200: Codec2 1200 needs the "
+                             "Python package pycodec2, which could not be imported"), err
 
 
 @pytest.mark.slow
@@ -67,5 +92,7 @@ def test_bundle_builds_and_passes_its_self_test(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mimi-live self-test: ok"), run.stdout
-    assert "(offscreen)" in lines[0] and lines[0].endswith("; int8 quantizer")  # the spec's transformers files
+    assert "(offscreen)" in lines[0] and "; int8 quantizer;" in lines[0]  # the spec's transformers files
+    # pycodec2 (libcodec2), av (FFmpeg's libopus), pystoi and scipy.signal made it into the bundle.
+    assert lines[0].endswith(f"; {CLASSIC_OK}, STOI 1.00"), lines[0]
     print(f"\nbundle: build {build_s:.0f} s, self-test {selftest_s:.1f} s: {lines[0]}")
