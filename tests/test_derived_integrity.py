@@ -20,10 +20,12 @@ import pytest
 
 from app.audio.engine_config import EngineConfig, load_codec
 from app.codec import graphopt, quantize
+from app.codec import int8_copy as int8_module
 from app.codec.derived import MADE_FROM_FILE, Record, is_intact, read_record
 from app.codec.errors import DerivedFileError, ModelError
+from app.codec.int8_copy import make_int8
 from app.codec.prepare import prepare_model, prepared_on_disk
-from app.codec.quantize import QUALITY_FILE, int8_models, make_int8
+from app.codec.quantize import QUALITY_FILE, int8_models
 from app.codec.streaming import StreamingCodec
 from app.config import FRAME_SIZE
 from conftest import chirp_noise, model_dir
@@ -161,7 +163,7 @@ def int8_copy(data: Path) -> tuple[Path, Path]:
 
 
 def no_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(quantize, "measure_quality", lambda *a, **k: pytest.fail("measured again"))
+    monkeypatch.setattr(int8_module, "measure_quality", lambda *a, **k: pytest.fail("measured again"))
 
 
 @pytest.mark.parametrize("how, loader", [

@@ -407,16 +407,16 @@ def int8_entries(window: MainWindow) -> dict[str, tuple[str, str]]:
 
 def record_int8_threads(monkeypatch) -> list[threading.Thread]:
     """The thread each int8 quality measurement runs on."""
-    from app.codec import quantize
+    from app.codec import int8_copy
 
     threads = []
-    real = quantize.measure_quality
+    real = int8_copy.measure_quality
 
     def spy(*args, **kwargs):
         threads.append(threading.current_thread())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(quantize, "measure_quality", spy)
+    monkeypatch.setattr(int8_copy, "measure_quality", spy)
     return threads
 
 
@@ -502,13 +502,13 @@ def test_int8_copies_wait_for_a_stop_and_switch_in_live(qtbot, settings, monkeyp
 
 
 def test_a_failed_int8_copy_is_an_error_banner_and_lists_nothing(qtbot, settings, monkeypatch) -> None:
-    from app.codec import quantize
+    from app.codec import int8_copy
     from app.config import data_dir
 
     def broken(*args, **kwargs):
         raise RuntimeError("measurement exploded")
 
-    monkeypatch.setattr(quantize, "measure_quality", broken)
+    monkeypatch.setattr(int8_copy, "measure_quality", broken)
     tiny = model_dir("tiny-8cb").resolve()
     window = open_window(qtbot, settings, FakeAudio(), model=tiny)
     combo = window.controls.model_combo

@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 APP = Path(__file__).resolve().parents[1] / "app"
 
 
@@ -110,19 +108,7 @@ def test_the_walk_sees_the_app():
     assert "app.codec.streaming" in GRAPH["app.audio.engine_config"] or "app.codec" in GRAPH["app.audio.engine_config"]
 
 
-# The codec's load path: streaming loads through prepare, which makes int8 copies (quantize),
-# which measure with a StreamingCodec and repair rewritten graphs (graphopt), which repairs int8
-# copies. Left for a later issue (untangling it means moving the int8 repair and quality check
-# out of the load path); listed here so that any other circle still fails.
-KNOWN_CODEC_CIRCLE = ["app.codec.graphopt", "app.codec.prepare", "app.codec.quantize", "app.codec.streaming"]
-
-
 def test_no_module_imports_itself_back_through_others():
-    assert [group for group in _cycles(GRAPH) if group != KNOWN_CODEC_CIRCLE] == []
-
-
-@pytest.mark.xfail(strict=True, reason=f"the codec's load path is one circle: {KNOWN_CODEC_CIRCLE}")
-def test_the_codec_load_path_is_no_circle():
     assert _cycles(GRAPH) == []
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import onnx
 import pytest
 
-from app.codec import StreamingCodec, quantize
+from app.codec import StreamingCodec, int8_copy
 from app.codec.derived import MADE_FROM_FILE
 from app.codec.errors import ModelError
-from app.codec.quantize import QUALITY_FILE, int8_models, make_int8, read_quality
+from app.codec.int8_copy import make_int8
+from app.codec.quantize import QUALITY_FILE, int8_models, read_quality
 from conftest import chirp_noise, model_dir
 
 FRAMES = 30  # quality measured on 2.4 s: enough for the tiny models
@@ -62,7 +63,7 @@ def test_decoder_only_keeps_the_codes(tmp_path: Path) -> None:
 def test_made_once_and_listed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, quality = make_int8(model_dir("tiny-8cb"), cache_dir=tmp_path, frames=FRAMES)
     stamp = (first / "encoder_model.onnx").stat().st_mtime_ns
-    monkeypatch.setattr(quantize, "measure_quality", lambda *a, **k: pytest.fail("measured again"))
+    monkeypatch.setattr(int8_copy, "measure_quality", lambda *a, **k: pytest.fail("measured again"))
     assert make_int8(model_dir("tiny-8cb"), cache_dir=tmp_path, frames=FRAMES) == (first, quality)
     assert (first / "encoder_model.onnx").stat().st_mtime_ns == stamp
     assert int8_models(tmp_path) == [(first, quality)]
@@ -77,7 +78,7 @@ def test_a_failure_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.Mon
     def broken(*args, **kwargs):
         raise RuntimeError("measurement exploded")
 
-    monkeypatch.setattr(quantize, "measure_quality", broken)
+    monkeypatch.setattr(int8_copy, "measure_quality", broken)
     with pytest.raises(ModelError, match="cannot make an int8 copy of .*tiny-8cb: measurement exploded"):
         make_int8(model_dir("tiny-8cb"), cache_dir=tmp_path, frames=FRAMES)
     assert list(tmp_path.iterdir()) == []

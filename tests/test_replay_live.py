@@ -67,7 +67,8 @@ def test_a_replay_streaming_and_after_stop_plays_every_path_without_a_dropout(au
     streaming, after_stop = messages[: CLIPS + 1], messages[CLIPS + 1 :]
     print(f"\n[{server_name(audio_server)}] replay while streaming: underruns {summary['underruns']}, "
           f"xruns {summary['xruns']}; announced {streaming}; after Stop {after_stop}")
-    assert [m.split(":")[0] for m in streaming] == [f"Replay {i}/{CLIPS}" for i in range(1, CLIPS + 1)] + ["Replay done"]
+    steps = [f"Replay {i}/{CLIPS}" for i in range(1, CLIPS + 1)]
+    assert [m.split(":")[0] for m in streaming] == [*steps, "Replay done"]
     assert streaming[-1] == "Replay done: live again"
     assert [m.split(":")[0] for m in after_stop] == [m.split(":")[0] for m in streaming[:-1]] + ["Replay done"]
     assert not [line for line in lines if line.startswith("error: ")], lines

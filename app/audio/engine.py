@@ -54,6 +54,8 @@ from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     SessionClock,
     apply_correction,
     chunk_metrics,
+    feed_classic,
+    heard_classic,
     input_latency_s,
     monitor_mix,
     new_dropout,
@@ -269,7 +271,7 @@ class Engine(LiveChanges):
         wet = codec.decode(codes)
         decode_ms = codec.last_decode_ms
         fading = bank is not None and (monitor in bank.codecs or session.applied_monitor in bank.codecs)
-        classic = self._heard_classic(session, monitor, start, ahead) if fading else None
+        classic = heard_classic(session, monitor, start, ahead) if fading else None
         compute_s = session.clock() - started
         out = monitor_mix(session, monitor, dry, wet, classic)
         if not session.aligned:
@@ -279,7 +281,7 @@ class Engine(LiveChanges):
                                     lookahead=ahead if source.live else 0)
         sink.write(apply_correction(session, correction, self.replayer.over(out)))
         if bank is not None:  # the paths not heard: only the input already there, never waiting
-            self._feed_classic(session, bank, start, bank.max_delay)
+            feed_classic(session, bank, start, bank.max_delay)
         self._forward_timing_events(session)
         self.audio_tap.append(dry, wet, out, codes, monitor, codec)
         if session.recorder is not None:
@@ -293,27 +295,6 @@ class Engine(LiveChanges):
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
         self._chunk_done.set()
         return True
-
-    def _heard_classic(self, session: LiveSession, monitor: str, start: int, ahead: int) -> dict[str, np.ndarray]:
-        """The heard classic path (and the one faded out of), fed up to the chunk's end plus its
-        delay, and their output aligned with the chunk."""
-        bank = session.bank
-        assert bank is not None  # called only with a bank
-        n = len(session.chunk)
-        keys = list(dict.fromkeys(key for key in (monitor, session.applied_monitor) if key in bank.codecs))
-        self._feed_classic(session, bank, start, ahead, keys)
-        out = {}
-        for key in keys:  # the one faded out of is needed for the crossfade only
-            out[key] = bank.aligned(key, start, n if key == monitor else min(n, FADE_SAMPLES))
-            out[key] = np.pad(out[key], (0, n - len(out[key])))
-        return out
-
-    def _feed_classic(self, session: LiveSession, bank: ClassicBank, start: int, ahead: int,
-                      keys: list[str] | None = None) -> None:
-        """Feeds `keys` (all paths by default) the chunk and up to `ahead` input after it."""
-        window = np.concatenate([session.chunk, session.source.lookahead(ahead)])
-        for key in keys if keys is not None else bank.codecs:
-            bank.feed(key, window, start)
 
     def _align_first_chunk(self, session: LiveSession, queued: int, compute_s: float) -> None:
         # The streams start at slightly different moments; whatever the speaker consumed before

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,10 @@ GAP_S = 0.4  # silence between two clips: where one path ends and the next begin
 EDGE_SAMPLES = 120  # 5 ms fades at each clip's ends: a clip starts and ends mid-word
 MIN_REPLAY_S = 1.0
 SIDE_DECODE_FRAMES = 5  # frames per side-decoder call: short calls, so a cancel is quick
+# The side decoder reads as many weights per frame as the live one: flat out it would take memory
+# bandwidth (not only CPU, which its priority leaves to the worker) from the live codec. So it
+# rests three times as long as each call took: a quarter of one core, done long before its turn.
+SIDE_DECODE_REST = 3.0
 
 
 class ReplayError(AppError):
@@ -118,9 +123,10 @@ def _side_decode(snap: TapSnapshot, k: int, cancelled: threading.Event) -> np.nd
     codes = np.where(snap.codes < 0, size, snap.codes).astype(np.int64)  # rows not sent: the zero row
     out = []
     for start in range(0, codes.shape[1], SIDE_DECODE_FRAMES):
-        if cancelled.is_set():
-            return None
+        began = time.perf_counter()
         out.append(decoder.decode(codes[:, start : start + SIDE_DECODE_FRAMES]))
+        if cancelled.wait(SIDE_DECODE_REST * (time.perf_counter() - began)):
+            return None
     return np.concatenate(out)
 
 

@@ -230,3 +230,25 @@ def device_burst(session: LiveSession, calm: bool = True) -> int:
     burst = min(burst, int(BURST_CAP_S * session.io.output_rate))
     session.burst_max = max(session.burst_max, burst + counters.output_block_frames)
     return max(counters.output_block_max, session.burst_max)
+
+
+def heard_classic(session: LiveSession, monitor: str, start: int, ahead: int) -> dict[str, np.ndarray]:
+    """The heard classic path (and the one faded out of), fed up to the chunk's end plus its
+    delay, and their output aligned with the chunk."""
+    bank = session.bank
+    assert bank is not None  # called only with a bank
+    n = len(session.chunk)
+    keys = list(dict.fromkeys(key for key in (monitor, session.applied_monitor) if key in bank.codecs))
+    feed_classic(session, bank, start, ahead, keys)
+    out = {}
+    for key in keys:  # the one faded out of is needed for the crossfade only
+        out[key] = bank.aligned(key, start, n if key == monitor else min(n, FADE_SAMPLES))
+        out[key] = np.pad(out[key], (0, n - len(out[key])))
+    return out
+
+def feed_classic(session: LiveSession, bank: ClassicBank, start: int, ahead: int,
+                  keys: list[str] | None = None) -> None:
+    """Feeds `keys` (all paths by default) the chunk and up to `ahead` input after it."""
+    window = np.concatenate([session.chunk, session.source.lookahead(ahead)])
+    for key in keys if keys is not None else bank.codecs:
+        bank.feed(key, window, start)

@@ -27,7 +27,7 @@ def add_quantize(p: argparse.ArgumentParser) -> None:
 def cmd_quantize(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from app.codec.quantize import make_int8
+    from app.codec.int8_copy import make_int8
     from app.config import INT8_PARTS
 
     parts = INT8_PARTS[1] if args.decoder_only else INT8_PARTS[0]

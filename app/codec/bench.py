@@ -20,9 +20,9 @@ import onnxruntime as ort
 import psutil
 
 from app.codec.contract import model_files
+from app.codec.int8_copy import make_int8
 from app.codec.measure import Codec, bench_input, stream
 from app.codec.pipeline import pipelined, threads_per_direction
-from app.codec.quantize import make_int8
 from app.codec.spec import parse_state_spec
 from app.codec.streaming import StreamingCodec
 from app.codec.tuning import tuned_threads

@@ -303,13 +303,10 @@ def optimized_model_path(path: Path, cache_dir: Path | None = None, min_weights:
     reproduce the original's outputs on a probe input, a note saying so is kept there instead, so
     later loads go straight to the original (the note needs no checksum: whatever it holds, it only
     ever sends a load to the original graph). `path` may itself be a derived file (an int8 copy):
-    that copy is checked first, as the key trusts its size and mtime.
+    the caller checks that copy first (quantize.repair_int8_copy), as the key trusts its size and mtime.
     """
     min_weights = MIN_WEIGHTS if min_weights is None else min_weights
     path = Path(path).resolve()
-    from .quantize import repair_int8_copy  # quantize imports this module
-
-    repair_int8_copy(path.parent)
     folder = derived_dir("optimized", [path], f"{_REWRITE_VERSION}.{min_weights}", cache_dir)
     target, note = folder / path.name, folder / f"{path.name}.unchanged"
     try:

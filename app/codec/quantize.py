@@ -26,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from app.errors import one_line
@@ -54,10 +53,9 @@ from .derived import (
 )
 from .errors import DerivedFileError, ModelContractError
 from .graphopt import fold_fp16_weights, optimized_model_path
-from .measure import bench_input, roundtrip
 
-__all__ = ["Int8Quality", "QUALITY_FILE", "make_int8", "read_quality", "int8_models", "int8_copy_is_intact",
-           "repair_int8_copy"]
+__all__ = ["Int8Quality", "QUALITY_FILE", "make_copy", "read_quality", "int8_models", "int8_copy_is_intact",
+           "repair_int8_copy", "copy_folder", "copy_problem"]
 
 QUALITY_FILE = "quality.json"
 _VERSION = 1
@@ -116,49 +114,6 @@ def _quantize(source: Path, target: Path) -> None:
         save_atomically(onnx.load(str(quantized)), target)
 
 
-def _snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    noise = float(np.sum((reference.astype(np.float64) - other) ** 2))
-    signal = float(np.sum(reference.astype(np.float64) ** 2))
-    return round(float(10 * np.log10(signal / noise)), 1) if noise > 0 else float("inf")
-
-
-def measure_quality(
-    original: Path, int8: Path, parts: str, frames: int = QUALITY_FRAMES, threads: int | None = None
-) -> Int8Quality:
-    """Streams the same input through both pairs, frame by frame, alternating between them."""
-    from .streaming import StreamingCodec
-
-    pcm = bench_input(frames, seed=1)
-    reference = StreamingCodec(original, threads=threads)
-    # The copy was made from the rewritten graphs: nothing left to rewrite (and no note to keep for
-    # a folder that is about to be renamed).
-    quantized, decoder_only = (StreamingCodec(int8, threads=threads, optimize=False) for _ in range(2))
-    audio: dict[str, list[np.ndarray]] = {"reference": [], "quantized": [], "same_codes": []}
-    agree: list[float] = []
-    times: dict[str, list[float]] = {"reference": [], "quantized": []}
-    for i in range(frames):
-        chunk = pcm[i * FRAME_SIZE : (i + 1) * FRAME_SIZE]
-        ref, own = roundtrip(reference, chunk), roundtrip(quantized, chunk)
-        audio["reference"].append(ref.audio)
-        times["reference"].append(ref.compute_ms)
-        audio["quantized"].append(own.audio)
-        times["quantized"].append(own.compute_ms)
-        agree.append(float(np.mean(own.codes == ref.codes)))
-        audio["same_codes"].append(decoder_only.decode(ref.codes))
-    reference_audio = np.concatenate(audio["reference"])
-    warm = min(25, frames // 2)  # leave out the first 2 s of timings: sessions warming up
-    return Int8Quality(
-        source=str(Path(original).resolve()),
-        parts=parts,
-        snr_same_codes_db=_snr_db(reference_audio, np.concatenate(audio["same_codes"])),
-        snr_end_to_end_db=_snr_db(reference_audio, np.concatenate(audio["quantized"])),
-        codes_agreement=round(float(np.mean(agree)), 4),
-        ms_per_frame=round(float(np.median(times["quantized"][warm:])), 2),
-        original_ms_per_frame=round(float(np.median(times["reference"][warm:])), 2),
-        frames=frames,
-    )
-
-
 def read_quality(folder: Path) -> Int8Quality | None:
     """The quality record of an int8 folder, or None if it has none (or an unreadable one)."""
     try:
@@ -174,7 +129,13 @@ _COPY_FILES = (ENCODER_FILE, DECODER_FILE, SPEC_FILE, QUALITY_FILE)
 log = logging.getLogger(__name__)
 
 
-def _copy_problem(folder: Path, thorough: bool = True) -> tuple[Path, str] | None:
+def copy_folder(folder: Path, parts: str, cache_dir: Path | None = None) -> Path:
+    """Where the int8 copy of the model in `folder` with `parts` in int8 lives (made or not)."""
+    encoder, decoder, _ = model_files(Path(folder))
+    return derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
+
+
+def copy_problem(folder: Path, thorough: bool = True) -> tuple[Path, str] | None:
     """None if every file of the int8 copy in `folder` is as its record says (see derived), else
     the first file that is not and what is wrong with it."""
     for name in _COPY_FILES:
@@ -184,13 +145,17 @@ def _copy_problem(folder: Path, thorough: bool = True) -> tuple[Path, str] | Non
     return None
 
 
-def _make(
+Measure = Callable[[Path, Path, str, int], Int8Quality]  # (original, copy, parts, frames): int8_copy.measure_quality
+
+
+def make_copy(
     folder: Path, parts: str, target: Path, frames: int, say: Callable[[str], None],
-    damaged: tuple[Path, str] | None,
+    damaged: tuple[Path, str] | None, measure: Measure | None,
 ) -> tuple[Path, Int8Quality]:
     """Makes the copy of `folder` at `target` (replacing what is there). A damaged copy's quality
     record is kept when the files made again are byte for byte the ones it was measured on (ONNX
-    Runtime's quantization is deterministic): no 30 s measurement for a repair."""
+    Runtime's quantization is deterministic): no 30 s measurement for a repair. Without `measure`
+    (a repair while a model loads) a copy whose numbers cannot be kept is not made again here."""
     encoder, decoder, spec = model_files(Path(folder))
     before = read_record(target) if damaged is not None else None
     # A copy from before the checksums (no files in its record) was made by this same code from the
@@ -215,16 +180,21 @@ def _make(
             before.files.get(n, {}).get("sha256") == sha256_of(partial / n) for n in _COPY_FILES[:3])
         if old_quality is not None and same and old_quality.parts == parts:
             quality = old_quality
+        elif measure is None:  # a load is no place for a 30 s measurement: the user makes it again
+            raise ModelContractError(f"its quality record cannot be kept; make the copy again with "
+                                     f"`mimi-live quantize --model {folder}`")
         else:
             say(f"measuring quality and speed on {frames * FRAME_SIZE / SAMPLE_RATE_HZ:.0f} s of test signal…")
-            quality = measure_quality(Path(folder), partial, parts, frames)
+            quality = measure(Path(folder), partial, parts, frames)
         (partial / QUALITY_FILE).write_text(json.dumps(asdict(quality), indent=1) + "\n", encoding="utf-8")
         # Recorded before the rename: a copy is complete with its checksums, or absent.
         write_record(partial, [encoder, decoder], tag=parts, files=_COPY_FILES, kind=_KIND)
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
         prune_siblings(target)
-    except ModelContractError:
+    except ModelContractError as exc:
+        if damaged is not None and measure is None:
+            raise DerivedFileError.damaged(*damaged, exc) from exc
         raise
     except Exception as exc:  # onnx, onnxruntime and the file system raise many kinds
         if damaged is not None:
@@ -236,31 +206,6 @@ def _make(
         log.warning("int8 copy %s was damaged (%s: %s): made it again from %s", target, damaged[0].name, damaged[1],
                     folder)
     return target, quality
-
-
-def make_int8(
-    folder: Path, parts: str = INT8_PARTS[0], cache_dir: Path | None = None, frames: int = QUALITY_FRAMES,
-    status: Callable[[str], None] | None = None,
-) -> tuple[Path, Int8Quality]:
-    """The int8 copy of the model in `folder` and its measured quality, made once and then reused.
-
-    `parts` "decoder" keeps the encoder in float: the codes stay exactly the original's. A copy
-    whose files no longer match their checksums is made again (never returned as it is).
-    """
-    if parts not in INT8_PARTS:
-        raise ValueError(f"parts must be one of {INT8_PARTS}, got {parts!r}")
-    say = status or (lambda text: None)
-    encoder, decoder, _ = model_files(Path(folder))
-    target = derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", cache_dir)
-    damaged = None
-    if target.exists():
-        damaged = _copy_problem(target)
-        quality = read_quality(target)
-        if damaged is None and quality is not None:
-            return target, quality
-        damaged = damaged or (target / QUALITY_FILE, "unreadable")
-        say(f"the int8 copy in {target} is damaged ({damaged[0].name}: {damaged[1]}): making it again…")
-    return _make(Path(folder), parts, target, frames, say, damaged)
 
 
 def _is_copy(folder: Path) -> bool:
@@ -275,7 +220,7 @@ def int8_copy_is_intact(folder: Path) -> bool:
     """False if `folder` is an int8 copy that must be checked (hashed) or made again before use;
     a stat per file, no hashing (prepare's parent process asks this)."""
     folder = Path(folder)
-    return not _is_copy(folder) or _copy_problem(folder, thorough=False) is None
+    return not _is_copy(folder) or copy_problem(folder, thorough=False) is None
 
 
 def repair_int8_copy(folder: Path) -> None:
@@ -285,7 +230,7 @@ def repair_int8_copy(folder: Path) -> None:
     folder = Path(folder).resolve()
     if not _is_copy(folder):
         return
-    damaged = _copy_problem(folder)
+    damaged = copy_problem(folder)
     if damaged is None:
         return
     record, quality = read_record(folder), read_quality(folder)
@@ -295,12 +240,12 @@ def repair_int8_copy(folder: Path) -> None:
     try:
         if parts not in INT8_PARTS or source is None:
             raise ModelContractError("no record of the model it was made from")
-        encoder, decoder, _ = model_files(source)
-        if derived_dir("int8", [encoder, decoder], f"{_VERSION}.{parts}", folder.parent) != folder:
+        if copy_folder(source, parts, folder.parent) != folder:
             raise ModelContractError(f"{source} changed since the copy was made")
     except ModelContractError as exc:
         raise DerivedFileError.damaged(*damaged, exc) from exc
-    _make(source, parts, folder, quality.frames if quality is not None else QUALITY_FRAMES, log.info, damaged)
+    make_copy(source, parts, folder, quality.frames if quality is not None else QUALITY_FRAMES, log.info, damaged,
+              measure=None)
 
 
 def int8_models(cache_dir: Path | None = None) -> list[tuple[Path, Int8Quality]]:
@@ -309,6 +254,6 @@ def int8_models(cache_dir: Path | None = None) -> list[tuple[Path, Int8Quality]]
     found = []
     for folder in sorted(root.glob("*")) if root.is_dir() else []:
         quality = read_quality(folder)
-        if quality is not None and Path(quality.source).is_dir() and _copy_problem(folder) is None:
+        if quality is not None and Path(quality.source).is_dir() and copy_problem(folder) is None:
             found.append((folder, quality))
     return found

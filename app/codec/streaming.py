@@ -33,6 +33,7 @@ from .errors import InputError, ModelContractError
 from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
 from .prepare import PreparedModel, prepare_model
+from .quantize import repair_int8_copy
 from .sessions import initial_state, load_remedy, open_session, session_options
 
 __all__ = ["StreamingCodec"]
@@ -74,6 +75,7 @@ class StreamingCodec:
         else:
             encoder_path, decoder_path = sources
             if optimize:  # the same graphs with the big strided convs as MatMuls (see graphopt)
+                repair_int8_copy(folder)  # an int8 copy is derived: checked (made again if damaged) first
                 encoder_path, decoder_path = optimized_model_path(encoder_path), optimized_model_path(decoder_path)
         # Which of (encoder, decoder) run the rewritten graph.
         self.rewritten: tuple[bool, bool] = (

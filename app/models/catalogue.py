@@ -274,7 +274,7 @@ def make_int8_copy(folder: Path | str, parts: str = INT8_PARTS[0],
     size, using every core): call it off the GUI thread. `status` gets short progress lines (from
     the calling thread). Raises a codec ModelContractError (one line) if the copy cannot be made.
     """
-    from app.codec.quantize import make_int8
+    from app.codec.int8_copy import make_int8
 
     target, quality = make_int8(Path(folder), parts=parts, status=status)
     return Path(target).resolve(), quality

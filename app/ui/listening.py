@@ -3,15 +3,16 @@ live quality figure (GUI thread)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from PySide6.QtGui import QKeySequence, QShortcut
 
 from app.audio.metrics import EngineEvent
+from app.quality.live import QualityReading
 from app.ui.controls import CLASSIC_KEYS, CLASSIC_LABELS, MONITOR_LABELS, REPLAY_TEXT, REPLAYING_TEXT
 
 if TYPE_CHECKING:
-    from app.quality.live import QualityReading
     from app.ui.main_window import MainWindow
 
 REPLAY_KEY = "P"
@@ -83,4 +84,6 @@ class ListeningControl:
             self.controls.replay_button.setText(REPLAY_TEXT)
 
     def quality(self) -> QualityReading | None:
+        if self.bridge.replaying and self.bridge.running:  # the live path is not what plays now
+            return QualityReading("replay", None, 0.0, time.monotonic(), "replay")
         return self.bridge.quality()
