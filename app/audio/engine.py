@@ -133,6 +133,7 @@ class Engine(LiveChanges):
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
+        self.replayer.prepare(codec, codec.num_codebooks)  # before any audio flows (replay.SideDecoders)
         bank, bank_warning = ClassicBank.open() if config.classic_paths else (None, None)
         io = self._open_devices(config)
         recorder = None

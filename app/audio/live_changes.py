@@ -18,6 +18,7 @@ from pathlib import Path
 from app.audio.engine_config import EngineError, load_codec, warm_up
 from app.audio.metrics import EngineEvent, MetricsQueue
 from app.audio.recorder import RecordingError, SessionRecorder
+from app.audio.replay_control import Replayer
 from app.audio.session import LiveSession
 from app.codec.tuning import tuned_threads
 
@@ -32,6 +33,7 @@ class LiveChanges:
     _session: LiveSession | None
     _actions: collections.deque
     _chunk_done: threading.Event
+    replayer: Replayer
 
     # The worker's side of a change, defined by Engine.
     def _announce_codec(self, session: LiveSession) -> None:
@@ -61,6 +63,7 @@ class LiveChanges:
             codec = load_codec(config)
             self._between_chunks()  # the warm-up's cold first call in the worker's idle time
             warm_up(codec, config.chunk_samples, calls=1)
+            self.replayer.prepare(codec, codec.num_codebooks)
 
             def swap(current: LiveSession) -> None:
                 current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)
@@ -84,6 +87,7 @@ class LiveChanges:
             codec.prepare_codebooks(codebooks)
             self._between_chunks()
             codec.warm_codebooks(codebooks)
+            self.replayer.prepare(codec, codebooks)  # a replay at the new count: made here, not then
 
             def switch(current: LiveSession) -> None:
                 if current.codec is codec:  # not replaced by another model meanwhile

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from app.audio.replay import ReplayClip, ReplayPlayer, plan_replay, render_clips
+from app.audio.replay import ReplayClip, ReplayPlayer, SideDecoders, plan_replay, render_clips
 from app.audio.tape import AudioTap, TapSnapshot
 from app.config import REPLAY_CLASSIC_KEYS
 from app.errors import one_line
@@ -39,6 +39,7 @@ class Replayer:
         self._cancelled = threading.Event()
         self._threads: list[threading.Thread] = []
         self.clips: list[ReplayClip] = []
+        self.side = SideDecoders()  # made at Start (prepare), reused by every replay
 
     @property
     def active(self) -> bool:
@@ -91,6 +92,13 @@ class Replayer:
             self._cancelled.set()
             self._notify("replay", "Replay ended: the stream stopped")
 
+    def prepare(self, codec: object, codebooks: int) -> None:
+        """Before a session's audio flows: what a replay would otherwise make while it streams."""
+        try:
+            self.side.prepare(codec, codebooks)
+        except Exception:  # noqa: BLE001 - the replay makes it again when asked, and says if it fails
+            log.warning("replay: side decoder not made ahead", exc_info=True)
+
     # -- worker side -------------------------------------------------------------------------
 
     def over(self, live: np.ndarray) -> np.ndarray:
@@ -120,7 +128,7 @@ class Replayer:
 
     def _render(self, clips: list[ReplayClip], snap: TapSnapshot, cancelled: threading.Event) -> None:
         lower_thread_priority()
-        render_clips(clips, snap, cancelled)
+        render_clips(clips, snap, cancelled, self.side)
 
     def _play(self, player: ReplayPlayer, device: int | str | None, cancelled: threading.Event) -> None:
         from app.audio.playback import play_player

@@ -37,6 +37,10 @@ class SideDecoder:
         self._window = KVWindow(codec.kv_window, codec.position_layouts[1], c.kv_head_dim,
                                 model_name=path.name, slack=codec.kv_slack)
 
+    def reset(self) -> None:
+        """Back to silence: the next codes start a new stream."""
+        self._state.reset()
+
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """float32 audio of ``frames * 1920`` samples for codes with at least `codebooks` rows (the
         rest are ignored, as a live switch to fewer codebooks ignores them)."""
