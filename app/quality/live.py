@@ -38,6 +38,7 @@ class QualityReading:
     seconds: float  # how much audio the figure covers
     at: float  # time.monotonic() when it was made
     why: str | None = None  # e.g. "input quiet"
+    stale: bool = False  # kept from before a pause (the replay), not of what plays now
 
 
 def score_stretch(stretch: Stretch) -> QualityReading:

@@ -3,6 +3,7 @@ live quality figure (GUI thread)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ class ListeningControl:
             button.clicked.connect(lambda _=False, m=mode: self.set_monitor(m))
         c.classic_check.toggled.connect(self._on_classic_toggled)
         c.replay_button.clicked.connect(self.toggle_replay)
+        self._before_replay: QualityReading | None = None
         keys_to_monitors = {key: mode for mode, _, key in (*MONITOR_LABELS, *CLASSIC_LABELS)}
         for key, mode in keys_to_monitors.items():
             QShortcut(QKeySequence(key), window).activated.connect(lambda m=mode: self.set_monitor(m))
@@ -68,8 +70,11 @@ class ListeningControl:
         """Starts the replay of the last seconds (streaming or stopped), or ends the one playing."""
         if self.bridge.replaying:
             self.bridge.cancel_replay()
-        elif self.bridge.replay() is not None:
-            self.controls.replay_button.setText(REPLAYING_TEXT)
+        else:
+            live = self.bridge.quality()  # shown, greyed, while the replay plays
+            if self.bridge.replay() is not None:
+                self._before_replay = dataclasses.replace(live, stale=True) if live else None
+                self.controls.replay_button.setText(REPLAYING_TEXT)
 
     def on_replay_event(self, event: EngineEvent) -> None:
         """A replay step: the banner says which path plays now, and goes when the replay ends."""
@@ -85,5 +90,5 @@ class ListeningControl:
 
     def quality(self) -> QualityReading | None:
         if self.bridge.replaying and self.bridge.running:  # the live path is not what plays now
-            return QualityReading("replay", None, 0.0, time.monotonic(), "replay")
+            return self._before_replay or QualityReading("replay", None, 0.0, time.monotonic(), "replay")
         return self.bridge.quality()

@@ -375,7 +375,8 @@ class MainWindow(QMainWindow):
         recent = list(self._recent)
         streaming = bool(recent) and running
         rtf = real_time_factor(recent) if streaming else None
-        self.strip.refresh(bitrate, self.monitor(), recent, running, self.controls.kv_window(), rtf,
+        hearing = "replay" if self.bridge.replaying else self.monitor()
+        self.strip.refresh(bitrate, hearing, recent, running, self.controls.kv_window(), rtf,
                            self.listening.quality())
         self.listening.refresh()
         self.status_line.refresh(f"{self.models.list.name(model)} · {codec.num_codebooks} cb" if model and codec else

@@ -13,7 +13,7 @@ from app.ui.budget_bar import LatencyBudgetBar
 from app.ui.controls import format_bps
 from app.ui.widgets import LevelMeter, Readout
 
-MONITOR_COLOURS = {"codec": theme.OUTPUT, "bypass": theme.INPUT, "residual": theme.DECODE}
+MONITOR_COLOURS = {"codec": theme.OUTPUT, "bypass": theme.INPUT, "residual": theme.DECODE, "replay": theme.MUTED}
 STOI_POOR = 0.6  # below this, speech is hard to follow: the card says so in colour
 CLASSIC_COLOUR = theme.ENCODE  # every classic path (Codec2, Opus): not Mimi
 
@@ -90,4 +90,5 @@ class ReadoutStrip:
         elif reading.stoi is None:
             card.set(reading.why or "–", theme.MUTED)
         else:
-            card.set(f"{reading.stoi:.2f}", theme.BUDGET if reading.stoi < STOI_POOR else None)
+            colour = theme.MUTED if reading.stale else theme.BUDGET if reading.stoi < STOI_POOR else None
+            card.set(f"{reading.stoi:.2f}", colour)
