@@ -163,6 +163,13 @@ def audio_server(request: pytest.FixtureRequest):
         yield from _serve(request.param)
 
 
+@pytest.fixture(params=AUDIO_SERVERS)
+def own_audio_server(request: pytest.FixtureRequest):
+    """Each audio server in turn (as `audio_server`), but a fresh one for this test alone, which
+    may kill it or restart it (`restart(down_s)`) without touching the session's shared servers."""
+    yield from _serve(request.param)
+
+
 @pytest.fixture
 def settings(tmp_path):
     """The window's QSettings in a temporary folder (the GUI tests' own; Qt is imported here only)."""

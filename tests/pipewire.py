@@ -84,7 +84,8 @@ class PipeWireServer(PulseServer):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _spawn(self, name: str, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        with open(self.runtime_dir / f"{name}.log", "wb") as log:
+        # Appended to: after a restart the log still shows how the first run ended.
+        with open(self.runtime_dir / f"{name}.log", "ab") as log:
             try:
                 proc = subprocess.Popen([name, *args], env=env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT)
@@ -125,6 +126,10 @@ class PipeWireServer(PulseServer):
 
     def _start(self) -> None:
         self.env["DBUS_SESSION_BUS_ADDRESS"] = self._start_bus()
+        self._start_daemons()
+
+    def _start_daemons(self) -> None:
+        """pipewire, wireplumber and pipewire-pulse on the running bus, then the null sinks."""
         daemon_env = {**self.env,
                       "XDG_CONFIG_HOME": str(self.runtime_dir / "config"),
                       "XDG_STATE_HOME": str(self.runtime_dir / "state")}
@@ -162,6 +167,34 @@ class PipeWireServer(PulseServer):
         return all(re.search(rf"^\d+\s+{re.escape(name)}\s", text, re.M)
                    for name, text in (("mic", sinks), ("speaker", sinks),
                                       ("mic.monitor", sources), ("speaker.monitor", sources)))
+
+    def restart(self, down_s: float = 1.0) -> None:
+        """Kills pipewire-pulse, wireplumber and pipewire (SIGKILL, as a crash would: clients lose
+        their streams), waits `down_s`, and starts the three again in the same runtime folder on
+        the same session bus, with the same sinks (PulseServer.restart's contract).
+
+        The bus stays: it is the session's, not the audio server's. pipewire's socket file stays
+        behind a SIGKILL, so it is removed first: the start waits for it to appear again."""
+        for name in ("pipewire-pulse", "wireplumber", "pipewire"):
+            for proc in self._daemon_procs(name):
+                proc.kill()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired as exc:
+                    raise PipeWireUnavailable(f"{name} (pid {proc.pid}) survived SIGKILL for 5 s") from exc
+                self._daemons.remove(proc)
+        for proc in self._helpers:  # the keep-alive streams lost their server: gone with it
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self._helpers.clear()
+        for stale in ("pipewire-0", "pipewire-0.lock", "pipewire-0-manager", "pipewire-0-manager.lock"):
+            (self.runtime_dir / stale).unlink(missing_ok=True)
+        time.sleep(down_s)
+        self._start_daemons()
+
+    def _daemon_procs(self, name: str) -> list[subprocess.Popen[bytes]]:
+        return [proc for proc in self._daemons if isinstance(proc.args, list) and proc.args[0] == name]
 
     def stop(self) -> None:
         # Clients first (players, recorders, keep-alive), then the daemons in reverse order.

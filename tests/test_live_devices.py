@@ -1,8 +1,8 @@
-"""Devices that come and go while `mimi-live run` streams through a real PulseAudio daemon.
+"""Devices that come and go while `mimi-live run` streams through a real audio server.
 
-The audio server is killed and started again mid-run (as a crash or an update does), and the
-sink the app plays into is removed mid-run: the app reconnects by itself, says so, counts it, and
-the speaker plays again afterwards.
+The audio server (PulseAudio, and PipeWire with pipewire-pulse) is killed and started again
+mid-run (as a crash or an update does), and the sink the app plays into is removed mid-run
+(PulseAudio): the app reconnects by itself, says so, counts it, and the speaker plays again.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def _rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(samples ** 2))) if len(samples) else 0.0
 
 
-def test_streaming_survives_the_audio_server_restarting(own_pulse_server) -> None:
-    pulse_server = own_pulse_server
+def test_streaming_survives_the_audio_server_restarting(own_audio_server) -> None:
+    pulse_server = own_audio_server
     app = _run(pulse_server.env, 16)
     time.sleep(5)
     assert app.poll() is None, app.communicate()
@@ -48,7 +48,7 @@ def test_streaming_survives_the_audio_server_restarting(own_pulse_server) -> Non
     assert app.returncode == 0, err
     summary = json.loads(out)
     shown = {k: summary.get(k) for k in ('reconnects', 'frames', 'stop_reason')}
-    print(f"\nafter a server restart: {err.strip()[-600:]}\n{shown}")
+    print(f"\nafter a {type(pulse_server).__name__} restart: {err.strip()[-600:]}\n{shown}")
     assert summary["reconnects"] >= 1 and summary["stop_reason"] == "duration reached"
     assert "reconnecting" in err and "audio is back" in err
     assert _rms(played) > 0.05  # the tone plays again after the restart
