@@ -61,7 +61,8 @@ def main() -> int:
     args = parser.parse_args()
     engine = Engine()
     engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec",
-                              classic_paths=args.cycle_monitors is not None))
+                              classic_paths=args.cycle_monitors is not None,
+                              replay_ready=args.replay_at is not None or args.replay_after_stop))
     print("streaming", file=sys.stderr, flush=True)
     started = time.monotonic()
     pending: list[tuple[float, Callable[[], object]]] = []

@@ -133,7 +133,8 @@ class Engine(LiveChanges):
         elif config.source == "tone":
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
-        self.replayer.prepare(codec, codec.num_codebooks)  # before any audio flows (replay.SideDecoders)
+        if config.replay_ready:  # before any audio flows (replay.SideDecoders)
+            self.replayer.prepare(codec, codec.num_codebooks)
         bank, bank_warning = ClassicBank.open() if config.classic_paths else (None, None)
         io = self._open_devices(config)
         recorder = None

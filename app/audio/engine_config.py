@@ -63,6 +63,9 @@ class EngineConfig:
     # Run the classic paths live beside Mimi. Off by default: while on, every path (Mimi's too)
     # is delayed by the longest classic look-ahead (80 ms, Codec2 1200) so all are in step.
     classic_paths: bool = False
+    # Open the instant replay's side decoder at Start and on switches (replay.SideDecoders), so a
+    # replay while streaming loads no graph. The window does; `run` (no replay key) does not.
+    replay_ready: bool = False
 
     @property
     def chunk_samples(self) -> int:

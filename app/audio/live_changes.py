@@ -63,7 +63,8 @@ class LiveChanges:
             codec = load_codec(config)
             self._between_chunks()  # the warm-up's cold first call in the worker's idle time
             warm_up(codec, config.chunk_samples, calls=1)
-            self.replayer.prepare(codec, codec.num_codebooks)
+            if config.replay_ready:
+                self.replayer.prepare(codec, codec.num_codebooks)
 
             def swap(current: LiveSession) -> None:
                 current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)
@@ -87,7 +88,8 @@ class LiveChanges:
             codec.prepare_codebooks(codebooks)
             self._between_chunks()
             codec.warm_codebooks(codebooks)
-            self.replayer.prepare(codec, codebooks)  # a replay at the new count: made here, not then
+            if session.config.replay_ready:  # a replay at the new count: made here, not then
+                self.replayer.prepare(codec, codebooks)
 
             def switch(current: LiveSession) -> None:
                 if current.codec is codec:  # not replaced by another model meanwhile

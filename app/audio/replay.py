@@ -30,7 +30,8 @@ from app.config import FRAME_SIZE, REPLAY_CLASSIC_KEYS, SAMPLE_RATE_HZ
 from app.errors import AppError, one_line
 from app.units import format_bps
 
-__all__ = ["GAP_S", "ReplayClip", "ReplayError", "ReplayPlayer", "SideDecoders", "plan_replay", "render_clips"]
+__all__ = ["GAP_S", "ReplayClip", "ReplayError", "ReplayPlayer", "SideDecoders", "open_classic", "plan_replay",
+           "render_clips"]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,15 @@ def _side_decode(snap: TapSnapshot, decoder: Any, cancelled: threading.Event) ->
         if cancelled.wait(SIDE_DECODE_REST * (time.perf_counter() - began)):
             return None
     return np.concatenate(out)
+
+
+def open_classic(keys: Sequence[str]) -> None:
+    """Opens each classic path once: importing PyAV loads FFmpeg's libraries, holding the GIL for
+    tens of ms, which a stream playing meanwhile would hear."""
+    from app.classic.paths import open_codec
+
+    for key in keys:
+        open_codec(key)
 
 
 def _classic(clip: ReplayClip, dry: np.ndarray) -> np.ndarray:

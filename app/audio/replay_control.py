@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from app.audio.replay import ReplayClip, ReplayPlayer, SideDecoders, plan_replay, render_clips
+from app.audio.replay import ReplayClip, ReplayPlayer, SideDecoders, open_classic, plan_replay, render_clips
 from app.audio.tape import AudioTap, TapSnapshot
 from app.config import REPLAY_CLASSIC_KEYS
 from app.errors import one_line
@@ -96,8 +96,10 @@ class Replayer:
         """Before a session's audio flows: what a replay would otherwise make while it streams."""
         try:
             self.side.prepare(codec, codebooks)
-        except Exception:  # noqa: BLE001 - the replay makes it again when asked, and says if it fails
-            log.warning("replay: side decoder not made ahead", exc_info=True)
+            open_classic(REPLAY_CLASSIC_KEYS)  # their libraries load now, not under a live stream
+        except Exception as exc:  # noqa: BLE001 - the replay makes it again when asked, and says if it fails
+            log.info("replay: its side decoder is not made ahead (%s)", one_line(exc) or type(exc).__name__)
+            log.debug("replay: side decoder", exc_info=exc)
 
     # -- worker side -------------------------------------------------------------------------
 

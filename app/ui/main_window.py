@@ -261,6 +261,7 @@ class MainWindow(QMainWindow):
             monitor=self.monitor(),
             record_dir=self.recording.folder() if record else None,
             classic_paths=c.classic_check.isChecked(),
+            replay_ready=True,  # the replay key is one press away
         )
 
     def toggle_running(self) -> None:
