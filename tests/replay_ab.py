@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("model")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=REPLAY_AT_S + REPLAY_LENGTH_S + 4)
+    parser.add_argument("--replay-only", action="store_true", help="no runs without a replay")
     args = parser.parse_args()
     server = start_pulse_server()
     talking = threading.Event()
@@ -65,7 +66,7 @@ def main() -> int:
     threading.Thread(target=talk, daemon=True).start()
     try:
         for _ in range(args.runs):
-            for replay in (True, False):
+            for replay in (True,) if args.replay_only else (True, False):
                 # With a replay the driver streams until it is done: the same length either way.
                 seconds = REPLAY_AT_S + 6 if replay else args.seconds
                 print(json.dumps(one_run(server, args.model, seconds, replay)), flush=True)

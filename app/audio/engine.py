@@ -83,7 +83,8 @@ class Engine(LiveChanges):
                  timing_policy: TimingPolicy | None = None):
         self.queue = MetricsQueue()
         self.audio_tap = AudioTap()  # the last seconds: spectrograms, quality readout, replay
-        self.replayer = Replayer(self.audio_tap, lambda kind, message: self.queue.put(EngineEvent(kind, message)))
+        self.replayer = Replayer(self.audio_tap, lambda kind, message: self.queue.put(EngineEvent(kind, message)),
+                                 worker_idle=lambda: self._between_chunks(0.5) if self.running else None)
         self._last_output_device: int | str | None = None  # where a replay after Stop plays
         self.stats = SessionStats()
         self.info: dict = {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +37,12 @@ log = logging.getLogger(__name__)
 GAP_S = 0.4  # silence between two clips: where one path ends and the next begins
 EDGE_SAMPLES = 120  # 5 ms fades at each clip's ends: a clip starts and ends mid-word
 MIN_REPLAY_S = 1.0
-SIDE_DECODE_FRAMES = 5  # frames per side-decoder call: short calls, so a cancel is quick
-# The side decoder reads as many weights per frame as the live one: flat out it would take memory
-# bandwidth (not only CPU, which its priority leaves to the worker) from the live codec. So it
-# rests three times as long as each call took: a quarter of one core, done long before its turn.
-SIDE_DECODE_REST = 3.0
+# The side decoder reads as many weights per frame as the live one: run beside a live chunk it
+# takes memory bandwidth (not only CPU, which its priority leaves to the worker) and the chunk is
+# late. So it decodes one frame at a time, each in the worker's idle time after a chunk (`idle`
+# waits for that; a replay after Stop has no worker and does not wait): 10 s of tape in ~10 s,
+# done long before its turn.
+SIDE_DECODE_FRAMES = 1
 
 
 class ReplayError(AppError):
@@ -127,21 +127,27 @@ class SideDecoders:
                 return made[2]
             self._made = None  # the old one goes before the new one is made: one at a time in memory
             decoder = SideDecoder(codec, codebooks)
+            # Its first call allocates all its buffers (a cold call stalled a live stream by
+            # ~300 ms here): made now, with the session, not under a replay.
+            decoder.decode(np.zeros((codebooks, 1), np.int64))
+            decoder.reset()
             self._made = (codec, codebooks, decoder)
             return decoder
 
 
 def render_clips(clips: list[ReplayClip], snap: TapSnapshot, cancelled: threading.Event,
-                 side: SideDecoders | None = None) -> None:
+                 side: SideDecoders | None = None, idle: Callable[[], None] = lambda: None) -> None:
     """Makes every clip not ready yet, in order (caller's thread; at low priority if it lowered it).
-    A clip that fails gets its `problem` and the others go on."""
+    A clip that fails gets its `problem` and the others go on. `idle` returns when the live worker
+    has just finished a chunk (see SIDE_DECODE_FRAMES)."""
     side = side or SideDecoders()
     for clip in clips:
         if clip.ready or cancelled.is_set():
             continue
         try:
             if clip.key.startswith("mimi-"):
-                audio = _side_decode(snap, side.get(snap.codec, int(clip.key.removeprefix("mimi-"))), cancelled)
+                decoder = side.get(snap.codec, int(clip.key.removeprefix("mimi-")))
+                audio = _side_decode(snap, decoder, cancelled, idle)
             else:
                 audio = _classic(clip, snap.dry)
         except Exception as exc:  # noqa: BLE001 - one path failing must not end the replay
@@ -152,15 +158,16 @@ def render_clips(clips: list[ReplayClip], snap: TapSnapshot, cancelled: threadin
             clip.audio = _edged(audio)
 
 
-def _side_decode(snap: TapSnapshot, decoder: Any, cancelled: threading.Event) -> np.ndarray | None:
+def _side_decode(snap: TapSnapshot, decoder: Any, cancelled: threading.Event,
+                 idle: Callable[[], None]) -> np.ndarray | None:
     size = snap.codec.contract.codebook_size or 0
     codes = np.where(snap.codes < 0, size, snap.codes).astype(np.int64)  # rows not sent: the zero row
     out = []
     for start in range(0, codes.shape[1], SIDE_DECODE_FRAMES):
-        began = time.perf_counter()
-        out.append(decoder.decode(codes[:, start : start + SIDE_DECODE_FRAMES]))
-        if cancelled.wait(SIDE_DECODE_REST * (time.perf_counter() - began)):
+        idle()
+        if cancelled.is_set():
             return None
+        out.append(decoder.decode(codes[:, start : start + SIDE_DECODE_FRAMES]))
     return np.concatenate(out)
 
 

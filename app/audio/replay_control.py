@@ -31,9 +31,11 @@ JOIN_TIMEOUT_S = 1.0
 class Replayer:
     """One replay at a time over the engine's tape."""
 
-    def __init__(self, tap: AudioTap, notify: Callable[[str, str], None]):
+    def __init__(self, tap: AudioTap, notify: Callable[[str, str], None],
+                 worker_idle: Callable[[], None] = lambda: None):
         self._tap = tap
         self._notify = notify
+        self._worker_idle = worker_idle  # returns once the live worker finished a chunk (or at once)
         self._player: ReplayPlayer | None = None  # the worker plays it (streaming)
         self._began = False
         self._cancelled = threading.Event()
@@ -130,7 +132,7 @@ class Replayer:
 
     def _render(self, clips: list[ReplayClip], snap: TapSnapshot, cancelled: threading.Event) -> None:
         lower_thread_priority()
-        render_clips(clips, snap, cancelled, self.side)
+        render_clips(clips, snap, cancelled, self.side, self._worker_idle)
 
     def _play(self, player: ReplayPlayer, device: int | str | None, cancelled: threading.Event) -> None:
         from app.audio.playback import play_player
