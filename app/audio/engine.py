@@ -135,7 +135,7 @@ class Engine(LiveChanges):
             source = ToneSource(config.tone_hz)
         warmup_s = warm_up(codec, config.chunk_samples)
         if config.replay_ready:  # before any audio flows (replay.SideDecoders)
-            self.replayer.prepare(codec, codec.num_codebooks)
+            self.replayer.prepare(codec)
         bank, bank_warning = ClassicBank.open() if config.classic_paths else (None, None)
         io = self._open_devices(config)
         recorder = None

@@ -64,7 +64,7 @@ class LiveChanges:
             self._between_chunks()  # the warm-up's cold first call in the worker's idle time
             warm_up(codec, config.chunk_samples, calls=1)
             if config.replay_ready:
-                self.replayer.prepare(codec, codec.num_codebooks)
+                self.replayer.prepare(codec)
 
             def swap(current: LiveSession) -> None:
                 current.codec, current.config = codec, replace(current.config, model=config.model, codebooks=codebooks)

@@ -16,7 +16,6 @@ Stop a small output stream of its own plays it (playback.py).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.audio.tape import NO_CODE, TapSnapshot
-from app.config import FRAME_SIZE, REPLAY_CLASSIC_KEYS, SAMPLE_RATE_HZ
+from app.config import REPLAY_CLASSIC_KEYS, SAMPLE_RATE_HZ
 from app.errors import AppError, one_line
 from app.units import format_bps
 
@@ -72,10 +71,9 @@ def _edged(audio: np.ndarray) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
-def _mimi_label(codec: object, k: int) -> str:
-    size = getattr(getattr(codec, "contract", None), "codebook_size", None)
-    rate = f" ({format_bps(k * math.log2(size) * SAMPLE_RATE_HZ / FRAME_SIZE)})" if size else ""
-    return f"Mimi {k} codebook{'s' if k > 1 else ''}{rate}"
+def _mimi_label(codec: Any, k: int) -> str:
+    bps = codec.bitrate_at(k)
+    return f"Mimi {k} codebook{'s' if k > 1 else ''}{f' ({format_bps(bps)})' if bps else ''}"
 
 
 def plan_replay(snap: TapSnapshot, classic_keys: Sequence[str] = REPLAY_CLASSIC_KEYS,
@@ -91,8 +89,8 @@ def plan_replay(snap: TapSnapshot, classic_keys: Sequence[str] = REPLAY_CLASSIC_
     clips = [ReplayClip("original", "Original", _edged(snap.dry))]
     if codec is not None and k > 0:
         clips.append(ReplayClip(f"mimi-{k}", _mimi_label(codec, k), _edged(snap.wet)))
-        fewer = max(1, k // 2) if fewer is None else fewer
-        if fewer < k and fewer in getattr(codec, "codebook_choices", ()):
+        fewer = codec.half_codebooks(k) if fewer is None else fewer
+        if fewer is not None and fewer < k and fewer in codec.codebook_choices:
             clips.append(ReplayClip(f"mimi-{fewer}", _mimi_label(codec, fewer)))
     clips += [ReplayClip(key, CLASSIC_PATHS[key].label) for key in classic_keys]
     return clips
@@ -110,10 +108,11 @@ class SideDecoders:
         self._lock = threading.Lock()
         self._made: tuple[Any, int, Any] | None = None  # (codec, codebooks, SideDecoder)
 
-    def prepare(self, codec: Any, codebooks: int) -> None:
-        """Makes the side decoder for `codebooks` // 2 if this model can decode with that many."""
-        fewer = max(1, codebooks // 2)
-        if fewer < codebooks and fewer in codec.codebook_choices:
+    def prepare(self, codec: Any, codebooks: int | None = None) -> None:
+        """Makes the side decoder a replay of `codec` at `codebooks` (default: its active count)
+        would ask for, if any."""
+        fewer = codec.half_codebooks(codebooks)
+        if fewer is not None:
             self.get(codec, fewer)
 
     def get(self, codec: Any, codebooks: int) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from app.audio.replay import ReplayClip, ReplayPlayer, SideDecoders, open_classic, plan_replay, render_clips
+from app.audio.session import FADE_SAMPLES  # the live monitor fades out under a replay, as on a switch
 from app.audio.tape import AudioTap, TapSnapshot
 from app.config import REPLAY_CLASSIC_KEYS
 from app.errors import one_line
@@ -24,7 +25,6 @@ __all__ = ["Replayer"]
 
 log = logging.getLogger(__name__)
 
-FADE_SAMPLES = 120  # 5 ms: the live monitor fades out under the replay's start, and back in after it
 JOIN_TIMEOUT_S = 1.0
 
 
@@ -94,8 +94,9 @@ class Replayer:
             self._cancelled.set()
             self._notify("replay", "Replay ended: the stream stopped")
 
-    def prepare(self, codec: object, codebooks: int) -> None:
-        """Before a session's audio flows: what a replay would otherwise make while it streams."""
+    def prepare(self, codec: object, codebooks: int | None = None) -> None:
+        """Before a session's audio flows (or on a switch's loader thread): what a replay would
+        otherwise make while it streams, for `codec` at `codebooks` (default: its active count)."""
         try:
             self.side.prepare(codec, codebooks)
             open_classic(REPLAY_CLASSIC_KEYS)  # their libraries load now, not under a live stream

@@ -254,10 +254,21 @@ class StreamingCodec:
     @property
     def bitrate_bps(self) -> float | None:
         """Code bitrate at the active codebook count (None if the codebook size is unknown)."""
+        return self.bitrate_at(self.num_codebooks)
+
+    def bitrate_at(self, codebooks: int) -> float | None:
+        """Code bitrate with `codebooks` codebooks (None if the codebook size is unknown)."""
         size = self.contract.codebook_size
         if size is None:
             return None
-        return self.num_codebooks * math.log2(size) * FRAME_RATE_HZ
+        return codebooks * math.log2(size) * FRAME_RATE_HZ
+
+    def half_codebooks(self, codebooks: int | None = None) -> int | None:
+        """Half of `codebooks` (default: the active count), at least 1, if this model can decode
+        with it and it is fewer: the instant replay's comparison."""
+        codebooks = self.num_codebooks if codebooks is None else codebooks
+        fewer = max(1, codebooks // 2)
+        return fewer if fewer < codebooks and fewer in self.codebook_choices else None
 
     @property
     def kv_length(self) -> tuple[int, int]:

@@ -29,8 +29,9 @@ def _checked(reference: np.ndarray, degraded: np.ndarray) -> tuple[np.ndarray, n
     return reference, degraded
 
 
-def intelligibility(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -> dict[str, float] | None:
-    """{"stoi": .., "estoi": ..} in [0, 1] (1: the same), or None for a clip under 0.4 s."""
+def _pystoi(reference: np.ndarray, degraded: np.ndarray, rate_hz: int,
+            variants: tuple[bool, ...]) -> list[float] | None:
+    """pystoi's score for each of `variants` (extended or not), or None for a clip under 0.4 s."""
     from pystoi import stoi
 
     reference, degraded = _checked(reference, degraded)
@@ -38,20 +39,19 @@ def intelligibility(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -
         return None
     with warnings.catch_warnings():  # pystoi warns (and returns ~1e-5) on all-silent input: a score, not a crash
         warnings.simplefilter("ignore")
-        return {"stoi": float(stoi(reference, degraded, rate_hz, extended=False)),
-                "estoi": float(stoi(reference, degraded, rate_hz, extended=True))}
+        return [float(stoi(reference, degraded, rate_hz, extended=extended)) for extended in variants]
+
+
+def intelligibility(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -> dict[str, float] | None:
+    """{"stoi": .., "estoi": ..} in [0, 1] (1: the same), or None for a clip under 0.4 s."""
+    scores = _pystoi(reference, degraded, rate_hz, (False, True))
+    return None if scores is None else {"stoi": scores[0], "estoi": scores[1]}
 
 
 def stoi_only(reference: np.ndarray, degraded: np.ndarray, rate_hz: int) -> float | None:
     """STOI alone (half the cost of `intelligibility`), or None for a clip under 0.4 s."""
-    from pystoi import stoi
-
-    reference, degraded = _checked(reference, degraded)
-    if reference.size < MIN_STOI_S * rate_hz:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(stoi(reference, degraded, rate_hz, extended=False))
+    scores = _pystoi(reference, degraded, rate_hz, (False,))
+    return None if scores is None else scores[0]
 
 
 _visqol_lock = threading.Lock()
