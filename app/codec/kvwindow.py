@@ -57,13 +57,15 @@ def _inv_freq(dim: int, theta: float) -> np.ndarray:
     return float(theta) ** (-np.arange(0, dim, 2, dtype=np.float64) / dim)
 
 
-def rotate_half(keys: np.ndarray, shift: int | np.ndarray, theta: float = ROPE_THETA) -> np.ndarray:
+def rotate_half(keys: np.ndarray, shift: int | np.ndarray, theta: float = ROPE_THETA,
+                out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
     """Rotate rotary-embedded keys ``[..., T, D]`` by `shift` positions (negative = back).
 
     Rotate-half layout: pair (i, i + D/2) turns by ``shift * theta**(-2i/D)``.
     `shift` is an int (same for every token; its cos/sin are cached) or an array
     broadcastable to ``[..., T]`` (one shift per token). Returns a new array of
-    the keys' float dtype.
+    the keys' float dtype, or `out` filled (with `scratch` of half its last axis as working space)
+    when given with the right shape and dtype.
     """
     keys = np.asarray(keys)
     if keys.ndim < 2:
@@ -83,9 +85,12 @@ def rotate_half(keys: np.ndarray, shift: int | np.ndarray, theta: float = ROPE_T
     # BLAS stalled for 0.5 s under CPU contention here; this path has no threads to stall.
     half = dim // 2
     x1, x2 = keys[..., :half], keys[..., half:]
-    out = np.empty(np.broadcast_shapes(keys.shape[:-1] + (half,), cos.shape)[:-1] + (dim,), dtype=dtype)
+    shape = np.broadcast_shapes(keys.shape[:-1] + (half,), cos.shape)[:-1] + (dim,)
+    if out is None or out.shape != shape or out.dtype != dtype:
+        out = np.empty(shape, dtype=dtype)
     first, second = out[..., :half], out[..., half:]
-    scratch = np.empty(first.shape, dtype=dtype)
+    if scratch is None or scratch.shape != first.shape or scratch.dtype != dtype:
+        scratch = np.empty(first.shape, dtype=dtype)
     np.multiply(x1, cos, out=first)
     first -= np.multiply(x2, sin, out=scratch)
     np.multiply(x2, cos, out=second)
@@ -184,6 +189,10 @@ class KVWindow:
         self.head_dim = int(head_dim)
         self.theta = float(theta)
         self.model_name = model_name
+        # What a cut writes into, kept from cut to cut (see `reserve`): index -> array, and the
+        # rotation's working space.
+        self._kept: dict[int, np.ndarray] = {}
+        self._scratch: np.ndarray | None = None
 
     @property
     def effective(self) -> int | None:
@@ -216,7 +225,8 @@ class KVWindow:
         DYNAMIC: kept keys are rotated back by the number of dropped entries, so
         the next call, which positions its tokens at the cache length, sees the
         same relative positions as with the whole cache. FROZEN: cut only.
-        Unchanged when growing or already short enough.
+        Unchanged when growing or already short enough. A cut writes into arrays this window
+        keeps and writes again at its next cut: they are the next call's past, nothing longer.
         """
         window, limit = self.effective, self.limit
         if window is None or limit is None or not kv:
@@ -229,8 +239,42 @@ class KVWindow:
         out = []
         for index, array in enumerate(kv):
             kept = array[:, :, dropped:]
+            target = self._target(index, kept)
             if rotate and index % 2 == 0:
-                out.append(rotate_half(kept, -dropped, self.theta))  # new contiguous array
+                half = kept.shape[:-1] + (kept.shape[-1] // 2,)
+                if self._scratch is None or self._scratch.shape != half or self._scratch.dtype != kept.dtype:
+                    self._scratch = _touched(half, kept.dtype)
+                out.append(rotate_half(kept, -dropped, self.theta, out=target, scratch=self._scratch))
             else:
-                out.append(np.ascontiguousarray(kept))
+                np.copyto(target, kept)
+                out.append(target)
         return out
+
+    def reserve(self, count: int, heads: int, dtype: np.dtype | type = np.float32) -> None:
+        """Allocates, and writes to, what cutting `count` caches of ``[1, heads, L, head_dim]``
+        will write into, so that the first cut (~10 s into a stream at the default window) finds
+        its memory ready: in a VM, first touching ~8 MB of fresh pages made that one cut ~40 ms
+        per direction instead of ~3 (seen live, where it was heard as a dropout). No-op when the
+        cache grows."""
+        window = self.effective
+        if window is None:
+            return
+        shape = (1, int(heads), window, self.head_dim)
+        for index in range(count):
+            self._kept[index] = _touched(shape, dtype)
+        self._scratch = _touched(shape[:-1] + (self.head_dim // 2,), dtype)
+
+    def _target(self, index: int, kept: np.ndarray) -> np.ndarray:
+        """The array cut `index` is written into: the one kept since the last cut (a past the
+        caller has replaced by now), or a new one when the shape changed."""
+        target = self._kept.get(index)
+        if target is None or target.shape != kept.shape or target.dtype != kept.dtype \
+                or np.may_share_memory(target, kept):
+            target = self._kept[index] = np.empty(kept.shape, kept.dtype)
+        return target
+
+
+def _touched(shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    array = np.empty(shape, dtype)
+    array.fill(0)  # np.zeros would leave the pages untouched until the first real write
+    return array

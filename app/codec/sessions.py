@@ -19,7 +19,7 @@ from .contract import ModelContract
 from .errors import ModelContractError
 from .kvwindow import KVWindow
 
-__all__ = ["StreamState", "initial_state", "load_remedy", "open_session", "session_options"]
+__all__ = ["StreamState", "initial_state", "load_remedy", "open_session", "reserve_cuts", "session_options"]
 
 
 @dataclass
@@ -58,6 +58,12 @@ class StreamState:
     def conv_feeds(self) -> dict[str, np.ndarray]:
         kv = set(self.kv_names)
         return {name: value for name, value in self.initial.items() if name not in kv}
+
+
+def reserve_cuts(window: KVWindow, state: StreamState, heads: int) -> None:
+    """Makes `window` ready to cut `state`'s caches (KVWindow.reserve), before any stream runs."""
+    if state.kv_names:
+        window.reserve(len(state.kv_names), heads, state.initial[state.kv_names[0]].dtype)
 
 
 def session_options(threads: int | None) -> ort.SessionOptions:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError
 from .kvwindow import KVWindow
-from .sessions import initial_state, open_session, session_options
+from .sessions import initial_state, open_session, reserve_cuts, session_options
 from .streaming import StreamingCodec
 
 __all__ = ["SideDecoder"]
@@ -36,6 +36,7 @@ class SideDecoder:
         self._state = initial_state(c.decoder_inputs, c.decoder_outputs, c, shapes)
         self._window = KVWindow(codec.kv_window, codec.position_layouts[1], c.kv_head_dim,
                                 model_name=path.name, slack=codec.kv_slack)
+        reserve_cuts(self._window, self._state, c.kv_heads)
 
     def reset(self) -> None:
         """Back to silence: the next codes start a new stream."""

@@ -34,7 +34,7 @@ from .graphopt import optimized_model_path
 from .kvwindow import DEFAULT_KV_SLACK, KVWindow, PositionLayout, probe_positions
 from .prepare import PreparedModel, prepare_model
 from .quantize import repair_int8_copy
-from .sessions import initial_state, load_remedy, open_session, session_options
+from .sessions import initial_state, load_remedy, open_session, reserve_cuts, session_options
 
 __all__ = ["StreamingCodec"]
 
@@ -106,6 +106,8 @@ class StreamingCodec:
         self._dec_state = initial_state(c.decoder_inputs, c.decoder_outputs, c, dec_shapes)
         self._kv_window = kv_window
         self._enc_window, self._dec_window = self._probe_windows(full_decoder, kv_window)
+        reserve_cuts(self._enc_window, self._enc_state, c.kv_heads)
+        reserve_cuts(self._dec_window, self._dec_state, c.kv_heads)
         self.last_encode_ms = 0.0
         self.last_decode_ms = 0.0
         self.num_codebooks: int = c.num_codebooks
