@@ -2,7 +2,7 @@
 
     python tests/live_driver.py MODEL --seconds S [--codebooks-at T K] [--model-at T MODEL2]
         [--codebooks-after-model K] [--settle S] [--bypass] [--cycle-monitors S]
-        [--replay-at T] [--replay-after-stop]
+        [--replay-at T] [--replay-after-stop] [--classic-at T] [--classic-off-at T] [--monitor-at T MODE]...
 
 Run under the private audio server's environment (PULSE_SOURCE/PULSE_SINK), it opens the real
 PortAudio devices through the Engine's public API, exactly as the window does, prints
@@ -58,6 +58,9 @@ def main() -> int:
     parser.add_argument("--replay-at", type=float, metavar="T", help="the instant replay at T s, streaming")
     parser.add_argument("--replay-after-stop", action="store_true", help="and once more after Stop")
     parser.add_argument("--replay-seconds", type=float, help="how much the replays play back (default: all)")
+    parser.add_argument("--classic-at", type=float, metavar="T", help="turn the classic paths on at T s")
+    parser.add_argument("--classic-off-at", type=float, metavar="T", help="and off again at T s")
+    parser.add_argument("--monitor-at", nargs=2, action="append", default=[], metavar=("T", "MODE"))
     args = parser.parse_args()
     engine = Engine()
     engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec",
@@ -75,6 +78,12 @@ def main() -> int:
 
         for i, mode in enumerate((*MONITORS, "codec")):
             pending.append(((i + 1) * args.cycle_monitors, functools.partial(setattr, engine, "monitor", mode)))
+    if args.classic_at is not None:
+        pending.append((args.classic_at, functools.partial(engine.set_classic_paths, True)))
+    if args.classic_off_at is not None:
+        pending.append((args.classic_off_at, functools.partial(engine.set_classic_paths, False)))
+    for when, mode in args.monitor_at:
+        pending.append((float(when), functools.partial(setattr, engine, "monitor", mode)))
     if args.replay_at is not None:
         pending.append((args.replay_at, functools.partial(engine.replay, seconds=args.replay_seconds)))
     pending.sort(key=lambda item: item[0])

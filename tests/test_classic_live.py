@@ -186,3 +186,86 @@ def test_without_the_codec_packages_the_bank_is_off_and_the_app_works_as_before(
     assert np.abs(played[offset_samples(engine):]).max() > 0  # Mimi's path plays instead
     summary = engine.stop()
     assert summary["underruns"] == 0
+
+
+def best_lag(played: np.ndarray, reference: np.ndarray, at: int, n: int, lags: range) -> int:
+    """The delay (samples) at which played[at : at + n] matches the reference best."""
+    scores = [float(np.dot(played[at : at + n], reference[at - lag : at - lag + n])) for lag in lags]
+    return lags[int(np.argmax(scores))]
+
+
+def test_the_classic_paths_turned_on_while_streaming_play_in_step_and_off_again() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None, monitor="bypass"), threaded=False)
+    signal = speechlike(10.0, seed=3)
+    rate, pos, played = SAMPLE_RATE_HZ, 0, []
+
+    def play(seconds: float) -> None:
+        nonlocal pos
+        n = int(seconds * rate) // BLOCK * BLOCK
+        played.append(drive(engine, ios[0], signal[pos : pos + n], ticks=n // BLOCK))
+        pos += n
+
+    def targets() -> set[float]:
+        return {round(m.target_ms, 1) for m in engine.queue.drain() if isinstance(m, FrameMetrics)}
+
+    play(2.0)
+    before = targets()
+    out = np.concatenate(played)
+    bypass_delay = best_lag(out, signal, len(out) - rate, rate // 2, range(0, rate // 2))
+    loader = engine.set_classic_paths(True)
+    assert loader is not None
+    loader.join(10)
+    play(2.0)  # the bank goes in, the delay grows by its look-ahead
+    assert engine._session is not None and engine._session.bank is not None
+    bank_start = engine._session.bank.start
+    extra_ms = engine._session.bank.cover_extra_s * 1000
+    grown = targets()
+    assert max(grown) - max(before) == pytest.approx(extra_ms, abs=0.2)
+    engine.monitor = "opus-12k"
+    play(3.0)
+    out = np.concatenate(played)
+    expected = np.zeros(len(signal), np.float32)
+    opus = run_file(open_codec("opus-12k"), signal[bank_start:pos])
+    expected[bank_start : bank_start + len(opus)] = opus  # the path's output, aligned with its input
+    at, n = len(out) - rate, rate // 2
+    lag = best_lag(out, expected, at, n, range(bypass_delay, bypass_delay + rate // 5))
+    got, want = out[at : at + n], expected[at - lag : at - lag + n]
+    assert np.corrcoef(got, want)[0, 1] > 0.999, "the Opus path's own output is heard"
+    # The delay grew by the look-ahead (within the timing's band: a few ms).
+    assert abs((lag - bypass_delay) * 1000 / rate - extra_ms) < 8
+    assert engine.set_classic_paths(False) is None
+    play(2.5)
+    assert engine.monitor == "codec" and engine._session.bank is None
+    assert min(targets()) == pytest.approx(max(before), abs=0.2)
+    engine.monitor = "bypass"
+    play(0.5)
+    out = np.concatenate(played)
+    after = best_lag(out, signal, len(out) - rate // 4, rate // 8, range(0, rate // 2))
+    assert abs(after - bypass_delay) < 8 * rate // 1000, "the delay fell back"
+    summary = engine.stop()
+    assert summary["underruns"] == 0 and summary["dropped_frames"] == 0
+    assert engine.info["classic_short_samples"] == 0
+
+
+def test_a_classic_path_asked_for_as_it_is_turned_on_waits_for_the_delay_to_grow() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None), threaded=False)
+    drive(engine, ios[0], speechlike(2.0, seed=4), ticks=2 * SAMPLE_RATE_HZ // BLOCK)
+    loader = engine.set_classic_paths(True)
+    assert loader is not None
+    loader.join(10)
+    engine.monitor = "codec2-1200"  # the longest look-ahead, asked for before the delay has grown
+    signal = speechlike(3.0, seed=5)
+    drive(engine, ios[0], signal[: 4 * 1920], ticks=4 * 1920 // BLOCK)
+    session = engine._session
+    assert session is not None and session.bank is not None
+    # Reading a chunk 80 ms later now would take that from the speaker queue: Mimi's path plays on.
+    assert not session.bank_audible
+    assert session.timing.in_flight < session.timing.target - session.bank.max_delay // 2
+    drive(engine, ios[0], signal[4 * 1920 :], ticks=(len(signal) - 4 * 1920) // BLOCK)
+    assert session.bank_audible  # grown: heard, in step
+    assert session.timing.in_flight >= session.timing.target - session.timing.tolerance
+    summary = engine.stop()
+    assert summary["underruns"] == 0
+    assert engine.info["classic_short_samples"] == 0

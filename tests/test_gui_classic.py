@@ -22,7 +22,7 @@ def test_without_the_box_the_classic_keys_explain_and_keep_mimi(qtbot, settings)
     assert window.bridge.engine.monitor == "codec"
     assert "Codec2 / Opus in step" in window.banner.text
     assert not any(window.controls.monitor_buttons[key].isEnabled() for key in CLASSIC_KEYS)
-    assert not window.controls.classic_check.isEnabled()  # it applies at Start: stop to change
+    assert window.controls.classic_check.isEnabled()  # ticked while streaming, it applies at once
     stop(qtbot, window)
 
 
@@ -56,3 +56,24 @@ def test_unticking_the_box_leaves_a_classic_path_for_mimi(qtbot, settings) -> No
     window.set_monitor("opus-6k")
     window.controls.classic_check.setChecked(False)
     assert window.monitor() == "codec" and not window.prefs.classic_paths()
+
+
+def test_ticking_the_box_while_streaming_starts_the_classic_paths_and_unticking_stops_them(qtbot, settings) -> None:
+    window = open_window(qtbot, settings, FakeAudio(), model=model_dir("tiny-8cb"))
+    window.set_source("tone")
+    start_and_wait(qtbot, window)
+    window.activateWindow()
+    engine = window.bridge.engine
+    window.controls.classic_check.setChecked(True)
+    assert all(window.controls.monitor_buttons[key].isEnabled() for key in CLASSIC_KEYS)
+    qtbot.waitUntil(lambda: engine._session is not None and engine._session.bank is not None, timeout=WAIT_MS)
+    qtbot.keyClick(window, "6")
+    assert engine.monitor == "opus-6k"
+    qtbot.waitUntil(lambda: window.bridge.classic_bps("opus-6k") is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: engine._session is not None and engine._session.bank_audible, timeout=WAIT_MS)
+    window.controls.classic_check.setChecked(False)
+    assert window.monitor() == "codec" and not window.prefs.classic_paths()
+    qtbot.waitUntil(lambda: engine._session is not None and engine._session.bank is None, timeout=WAIT_MS)
+    assert engine.monitor == "codec"
+    assert not any(window.controls.monitor_buttons[key].isEnabled() for key in CLASSIC_KEYS)
+    stop(qtbot, window)

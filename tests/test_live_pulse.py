@@ -59,6 +59,20 @@ def find_chirps(recording: np.ndarray, template: np.ndarray, min_gap_s: float = 
     return peaks
 
 
+def chirp_pairs(peaks: list[int], shortest_s: float = 0.08, longest_s: float = 0.5) -> list[tuple[int, int]]:
+    """(reference, the app's copy) for each chirp: a peak followed by another within the delays a
+    path can have. A peak without its partner (a reference a slave missed) is skipped."""
+    pairs, i = [], 0
+    while i + 1 < len(peaks):
+        gap = (peaks[i + 1] - peaks[i]) / RATE
+        if shortest_s <= gap <= longest_s:
+            pairs.append((peaks[i], peaks[i + 1]))
+            i += 2
+        else:
+            i += 1
+    return pairs
+
+
 def run_app(server, model: Path, seconds: float, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "app", "run", "--model", str(model), "--duration", str(seconds), "--json", *extra]
     return subprocess.Popen(command, env=server.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -112,9 +126,12 @@ def test_bypass_end_to_end_latency_through_the_audio_server(audio_server, tmp_pa
     recording = recorder.stop()
 
     peaks = find_chirps(recording, template)
-    # Each chirp comes back twice: the reference, then the app's copy.
-    assert len(peaks) == 2 * len(starts), f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
-    latencies_ms = [(b - a) * 1000 / RATE for a, b in zip(peaks[::2], peaks[1::2], strict=False)]
+    # Each chirp comes back twice: the reference, then the app's copy. A combine sink starts its
+    # slaves one by one, so the first chirp's reference can be missing (seen on PipeWire): a lone
+    # peak is no pair. Four of the five chirps must pair.
+    pairs = chirp_pairs(peaks)
+    assert len(pairs) >= len(starts) - 1, f"found {len(peaks)} chirps at {[p / RATE for p in peaks]}"
+    latencies_ms = [(b - a) * 1000 / RATE for a, b in pairs]
     measured = float(np.median(latencies_ms))
     print(f"\n[{server_name(audio_server)}] end-to-end latency (bypass, 80 ms chunks): "
           f"measured {latencies_ms} ms, p50 {measured:.1f} ms; "

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from app.audio.classic_paths import CLASSIC_MARGIN_S
 from chirps import RATE, chirp_train, delays_ms
 from conftest import model_dir
 
@@ -181,3 +182,26 @@ def test_delay_holds_through_a_switch_to_an_unprepared_model_and_a_codebook_swit
     for when in landed:
         after = _settled(delays, when + 2, when + RECOVERY_S)
         assert abs(after - steady) < TOLERANCE_MS, (steady, after, when, delays)
+
+
+def test_the_classic_paths_turned_on_and_off_while_streaming_move_the_delay_by_their_look_ahead(
+        pulse_server, tmp_path) -> None:
+    """Codec2 and Opus turned on while streaming (Opus 12k asked for at once, then bypass again),
+    then off: the delay grows by the paths' look-ahead and falls back, with no dropout."""
+    on, off = DISTURB_AT_S + DRIVER_LEAD_S, DISTURB_AT_S + 8 + DRIVER_LEAD_S
+    command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds",
+               str(off + 12), "--classic-at", str(on), "--monitor-at", str(on), "opus-12k",
+               "--monitor-at", str(on + 4), "bypass", "--classic-off-at", str(off)]
+    session = ChirpSession(pulse_server, tmp_path, seconds=off + 12 - DRIVER_LEAD_S, command=command,
+                           until_exit=True)
+    delays, summary, err = session.finish()
+    _report("classic on/off", delays, summary)
+    extra_ms = (max(summary["classic_delay_samples"].values()) / RATE + CLASSIC_MARGIN_S) * 1000
+    steady = _settled(delays, *STEADY_S)
+    grown = _settled(delays, DISTURB_AT_S + 3, DISTURB_AT_S + 8)
+    back = _settled(delays, DISTURB_AT_S + 11, DISTURB_AT_S + 17)
+    print(f"classic on/off: steady {steady:.1f} ms, with the paths {grown:.1f} ms "
+          f"(look-ahead {extra_ms:.1f} ms), after {back:.1f} ms")
+    assert abs(grown - steady - extra_ms) < TOLERANCE_MS, (steady, grown, delays)
+    assert abs(back - steady) < TOLERANCE_MS, (steady, back, delays)
+    assert summary["underruns"] == 0, err

@@ -44,9 +44,10 @@ HISTORY_S = 2.0  # aligned output kept per path: far more than a chunk plus the 
 class _History:
     """The newest `capacity` samples of a stream, addressed by absolute position (fixed memory)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, start: int = 0) -> None:
         self._buf = np.zeros(capacity, np.float32)
-        self.end = 0  # absolute position after the newest sample
+        self.start = start  # nothing before it was ever written
+        self.end = start  # absolute position after the newest sample
 
     def write(self, samples: np.ndarray) -> None:
         cap = len(self._buf)
@@ -62,7 +63,7 @@ class _History:
         """Samples [pos, pos + n) (zeros where not held) and how many of them were held."""
         out = np.zeros(n, np.float32)
         cap = len(self._buf)
-        lo, hi = max(pos, self.end - cap, 0), min(pos + n, self.end)
+        lo, hi = max(pos, self.end - cap, self.start), min(pos + n, self.end)
         if hi <= lo:
             return out, 0
         idx = np.arange(lo, hi) % cap
@@ -78,16 +79,23 @@ class ClassicBank:
     output shifted back by the path's delay. Open it off the worker (`open`: 20-110 ms a codec).
     """
 
-    def __init__(self, codecs: dict[str, StreamingCodec]) -> None:
+    def __init__(self, codecs: dict[str, StreamingCodec], start: int = 0) -> None:
         self.codecs = codecs
-        self.fed = dict.fromkeys(codecs, 0)  # input position each path has been fed up to
-        self._out = {key: _History(int(HISTORY_S * SAMPLE_RATE_HZ)) for key in codecs}
         self.short_samples = 0  # aligned samples asked for but not there (played as zeros)
         self.gap_samples = 0  # input positions a path never got (fed as zeros)
+        self.begin(start)
+
+    def begin(self, start: int) -> None:
+        """Starts every path at stream position `start`, before it is fed (a bank opened on a
+        loader thread begins where the running session's stream is when it is put in)."""
+        self.start = start
+        self.fed = dict.fromkeys(self.codecs, start)  # input position each path has been fed up to
+        self._out = {key: _History(int(HISTORY_S * SAMPLE_RATE_HZ), start) for key in self.codecs}
 
     @classmethod
-    def open(cls) -> tuple[ClassicBank | None, str | None]:
-        """(the bank, None), or (None, one line saying why the classic paths are off)."""
+    def open(cls, start: int = 0) -> tuple[ClassicBank | None, str | None]:
+        """(the bank, starting at stream position `start`, None), or (None, one line saying why the
+        classic paths are off)."""
         codecs: dict[str, StreamingCodec] = {}
         try:
             for key in CLASSIC_PATH_KEYS:
@@ -95,7 +103,7 @@ class ClassicBank:
         except ClassicError as error:
             log.warning("classic monitor paths off: %s", error)
             return None, f"the classic monitor paths are off: {error}"
-        return cls(codecs), None
+        return cls(codecs, start), None
 
     def delay(self, key: str) -> int:
         return self.codecs[key].delay_samples
@@ -103,6 +111,12 @@ class ClassicBank:
     @property
     def max_delay(self) -> int:
         return max(codec.delay_samples for codec in self.codecs.values())
+
+    @property
+    def cover_extra_s(self) -> float:
+        """What the timing covers on top of the measured waits while the bank runs: the longest
+        look-ahead and the margin (TimingController.set_cover_extra)."""
+        return self.max_delay / SAMPLE_RATE_HZ + CLASSIC_MARGIN_S
 
     def feed(self, key: str, pcm: np.ndarray, start: int) -> None:
         fed = self.fed[key]

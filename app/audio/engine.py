@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from app.audio.classic_paths import CLASSIC_MARGIN_S, ClassicBank, lookahead_needed
+from app.audio.classic_paths import ClassicBank, lookahead_needed
 from app.audio.devices import DeviceError
 from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
     CHUNK_CHOICES_MS,
@@ -53,6 +53,7 @@ from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     LiveSession,
     SessionClock,
     apply_correction,
+    audible_bank,
     chunk_metrics,
     feed_classic,
     heard_classic,
@@ -149,7 +150,7 @@ class Engine(LiveChanges):
             cover = initial_cover_s(warmup_s[1:]) + slack / SAMPLE_RATE_HZ  # the first call is cold
             timing = TimingController(config.chunk_samples, cover, self.timing_policy)
             if bank is not None:  # every path waits as long as the slowest classic one: all in step
-                timing.set_cover_extra(bank.max_delay / SAMPLE_RATE_HZ + CLASSIC_MARGIN_S)
+                timing.set_cover_extra(bank.cover_extra_s)
             # The first chunk needs a whole chunk of input before it can play: cover that too.
             sink.write_silence(timing.target + config.chunk_samples)
             recorder = SessionRecorder(config.record_dir) if config.record_dir else None
@@ -260,7 +261,7 @@ class Engine(LiveChanges):
                 timing.note_dropped(source.drop_frames(drop))
         elif sink.level() > timing.target:
             return False  # generated sources are paced by the speaker
-        bank, monitor = session.bank, self.monitor
+        bank, monitor = audible_bank(session), self.monitor
         ahead = lookahead_needed(bank, monitor, session.applied_monitor, len(session.chunk), FADE_SAMPLES)
         if not source.read(session.chunk, ahead=ahead):  # a classic path heard: its look-ahead too
             return False
@@ -283,10 +284,10 @@ class Engine(LiveChanges):
         correction = timing.correct(session.clock(), buffered, queued, compute_s, adjust_level=source.live,
                                     lookahead=ahead if source.live else 0)
         sink.write(apply_correction(session, correction, self.replayer.over(out)))
-        if bank is not None:  # the paths not heard: only the input already there, never waiting
-            feed_classic(session, bank, start, bank.max_delay)
+        if session.bank is not None:  # the paths not heard: only the input already there, never waiting
+            feed_classic(session, session.bank, start, session.bank.max_delay)
         self._forward_timing_events(session)
-        self.audio_tap.append(dry, wet, out, codes, monitor, codec)
+        self.audio_tap.append(dry, wet, out, codes, session.applied_monitor or monitor, codec)  # as heard
         if session.recorder is not None:
             session.recorder.write(dry, wet)  # never blocks: a writer thread takes it
             if session.recorder.error:  # e.g. a full disk: recording stops, streaming goes on
@@ -362,7 +363,8 @@ class Engine(LiveChanges):
 
     def _publish(self, session: LiveSession, codes, dry, out, encode_ms, decode_ms, queued, buffered) -> None:
         session.last_wait_ms = queued * 1000 / SAMPLE_RATE_HZ + encode_ms + decode_ms
-        metrics = chunk_metrics(session, codes, dry, out, encode_ms, decode_ms, queued, buffered, self.monitor,
+        heard = session.applied_monitor or self.monitor  # a classic path not yet audible plays Mimi's
+        metrics = chunk_metrics(session, codes, dry, out, encode_ms, decode_ms, queued, buffered, heard,
                                 self._process.memory_info().rss / 1e6)
         self.stats.add(metrics)
         self.queue.put(metrics)

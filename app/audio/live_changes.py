@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from app.audio.classic_paths import ClassicBank
 from app.audio.engine_config import EngineError, load_codec, warm_up
 from app.audio.metrics import EngineEvent, MetricsQueue
 from app.audio.recorder import RecordingError, SessionRecorder
@@ -34,6 +35,7 @@ class LiveChanges:
     _actions: collections.deque
     _chunk_done: threading.Event
     replayer: Replayer
+    monitor: str
 
     # The worker's side of a change, defined by Engine.
     def _announce_codec(self, session: LiveSession) -> None:
@@ -100,6 +102,53 @@ class LiveChanges:
             self._schedule(session, switch)
 
         return self._in_background(session, prepare, "could not switch codebooks")
+
+    def set_classic_paths(self, on: bool) -> threading.Thread | None:
+        """Turns the classic paths (Codec2, Opus) on or off in the running session.
+
+        On: the codecs open on a loader thread and begin at the stream's position when they are
+        put in; the delay grows by their look-ahead (spliced in over about a second) and only
+        then can they be heard (`session.audible_bank`). Off: the delay falls back the same way
+        and a classic monitor goes back to Mimi's path. Returns the loader thread, if any.
+        """
+        session = self._require_session()
+        if not on:
+            self._schedule(session, self._take_out_bank)
+            return None
+
+        def open_bank() -> None:
+            bank, warning = ClassicBank.open()
+            if bank is None:
+                self.queue.put(EngineEvent("warning", warning or "the classic monitor paths are off"))
+                return
+
+            def put_in(current: LiveSession) -> None:
+                if current.bank is not None:
+                    return  # already on (asked twice)
+                bank.begin(current.input_pos)
+                current.bank, current.bank_audible = bank, False
+                current.timing.set_cover_extra(bank.cover_extra_s)
+                current.config = replace(current.config, classic_paths=True)
+                self.info["classic_bps"] = bank.bps()
+                self.info["classic_delay_samples"] = {key: bank.delay(key) for key in bank.codecs}
+                self.queue.put(EngineEvent("classic", f"Codec2 and Opus run in step: the delay grows by "
+                                                      f"{bank.cover_extra_s * 1000:.0f} ms"))
+
+            self._schedule(session, put_in)
+
+        return self._in_background(session, open_bank, "could not start the classic paths")
+
+    def _take_out_bank(self, session: LiveSession) -> None:
+        if session.bank is None:
+            return
+        if session.bank.codecs.keys() & {self.monitor, session.applied_monitor}:
+            self.monitor = "codec"  # the path heard is going: Mimi's, faded in
+        self.info["classic_bps"] = session.bank.bps()  # what they measured, kept for the summary
+        session.timing.set_cover_extra(0.0)
+        monitor = "codec" if session.config.monitor in session.bank.codecs else session.config.monitor
+        session.bank = None
+        session.config = replace(session.config, classic_paths=False, monitor=monitor)
+        self.queue.put(EngineEvent("classic", "Codec2 and Opus off: the delay falls back"))
 
     def _between_chunks(self, timeout_s: float = 1.0) -> None:
         """Waits (loader thread) until the worker has just finished a chunk: work started now

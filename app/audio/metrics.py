@@ -80,7 +80,7 @@ class FrameMetrics:
 class EngineEvent:
     """Something a person should know: started, stopped (and why), a warning, an error."""
 
-    kind: str  # "started" | "stopped" | "warning" | "error" | "info" | "model" | "recording"
+    kind: str  # "started" | "stopped" | "warning" | "error" | "info" | "model" | "recording" | "replay" | "classic"
     message: str
 
 

@@ -85,6 +85,8 @@ class LiveSession:
     burst_at: float = 0.0
     burst_max: int = 0
     bank: ClassicBank | None = None  # the classic paths, when the session runs them
+    # A bank put in while streaming is heard only once the delay has grown to cover its look-ahead.
+    bank_audible: bool = True
     input_pos: int = 0  # source samples read so far: where the next chunk starts in its stream
 
     def carry_counters(self) -> None:
@@ -230,6 +232,16 @@ def device_burst(session: LiveSession, calm: bool = True) -> int:
     burst = min(burst, int(BURST_CAP_S * session.io.output_rate))
     session.burst_max = max(session.burst_max, burst + counters.output_block_frames)
     return max(counters.output_block_max, session.burst_max)
+
+
+def audible_bank(session: LiveSession) -> ClassicBank | None:
+    """The classic paths, if they may be heard in this chunk. Put in mid-session, a bank needs
+    the delay to have grown by its look-ahead first (the timing splices that in over about a
+    second); until then a classic monitor plays Mimi's path, so the speaker never runs dry."""
+    bank, timing = session.bank, session.timing
+    if bank is not None and not session.bank_audible:
+        session.bank_audible = timing.in_flight >= timing.target - timing.tolerance
+    return bank if session.bank_audible else None
 
 
 def heard_classic(session: LiveSession, monitor: str, start: int, ahead: int) -> dict[str, np.ndarray]:

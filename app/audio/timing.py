@@ -201,8 +201,12 @@ class TimingController:
         """A wait some chunks have by design, covered always on top of the measured ones: the
         classic paths' look-ahead (a path heard waits that long for input beyond its chunk). Added,
         not a floor: the waits recorded exclude it (`correct`'s lookahead), so the target, and so
-        the delay, is the same whichever path is heard."""
-        self.cover_extra_s = max(0.0, float(seconds))
+        the delay, is the same whichever path is heard. Changed mid-session (the paths turned on
+        or off), the difference is spliced in or out at once, in the narrow band."""
+        seconds = max(0.0, float(seconds))
+        if seconds != self.cover_extra_s and self._errors:  # streaming already
+            self._winning_back = True
+        self.cover_extra_s = seconds
 
     def set_output_block(self, samples: int) -> None:
         self.output_block = max(self.output_block, int(samples))
@@ -258,6 +262,11 @@ class TimingController:
         self._drift_rate = max(-limit, min(limit, self._drift_rate + error * p.drift_integral_gain))
         adjust = int(max(-limit, min(limit, round(self._drift_rate + error * p.drift_gain))))
         return Correction(adjust, splice=False)
+
+    @property
+    def tolerance(self) -> float:
+        """How far in flight may sit off target now before a splice (samples)."""
+        return self._tolerance()
 
     def _tolerance(self) -> float:
         """How far in flight may sit off target before a splice (samples).

@@ -38,7 +38,7 @@ CLASSIC_KEYS = frozenset(key for key, _, _ in CLASSIC_LABELS)
 REPLAY_TEXT, REPLAYING_TEXT = "⟲  Replay last 10 s", "■  Stop replay"
 CLASSIC_TIP = ("Run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path delayed to "
                "the slowest (about 85 ms more delay), so that switching among them is instant and in sync. "
-               "Applies at Start.")
+               "While streaming the delay grows (or falls back) over about a second.")
 SOURCE_LABELS = (("mic", "Microphone"), ("file", "WAV file…"), ("tone", "Test tone (440 Hz)"))
 
 
@@ -294,8 +294,7 @@ class ControlsPanel(QWidget):
             widget.setEnabled(not busy)
         self.input_combo.setEnabled(not busy and self.source_combo.currentData() == "mic")
         self.record_button.setEnabled(not busy)
-        self.classic_check.setEnabled(not running and not busy)  # the session runs them from its start
-        self.classic_check.setToolTip("Stop to change" if running else CLASSIC_TIP)
+        self.classic_check.setEnabled(not busy)  # on or off while streaming too
         for mode, _, _ in CLASSIC_LABELS:
             self.monitor_buttons[mode].setEnabled(self.classic_check.isChecked())
         self.int8_button.setEnabled(int8_blocker is None)

@@ -244,6 +244,13 @@ class EngineBridge(QObject):
         """What the speaker plays; the worker reads it at the next chunk: instant A/B."""
         self.engine.monitor = mode
 
+    def set_classic_paths(self, on: bool) -> None:
+        """Codec2 and Opus on or off in the running session (the engine opens them off the GUI thread)."""
+        try:
+            self.engine.set_classic_paths(on)
+        except Exception as exc:  # noqa: BLE001 - e.g. the engine stopped a moment ago
+            self.sigEvent.emit(EngineEvent("error", describe_error(exc)))
+
     def set_recording(self, folder: Path | None) -> None:
         try:
             self.engine.set_recording(folder)

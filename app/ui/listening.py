@@ -47,8 +47,8 @@ class ListeningControl:
         if mode not in self.controls.monitor_buttons:
             mode = "codec"
         if mode in CLASSIC_KEYS and not self.controls.classic_check.isChecked():  # this session does not run them
-            self.window.show_message("info", "tick “Codec2 / Opus in step” while stopped, then Start, to hear "
-                                     "the classic codecs", topic="monitor")
+            self.window.show_message("info", "tick “Codec2 / Opus in step” to hear the classic codecs",
+                                     topic="monitor")
             return
         self.controls.set_monitor(mode)
         self.bridge.set_monitor(mode)
@@ -60,6 +60,8 @@ class ListeningControl:
 
     def _on_classic_toggled(self, on: bool) -> None:
         self.prefs.set_classic_paths(on)
+        if self.bridge.running:  # the running session starts or stops them too
+            self.bridge.set_classic_paths(on)
         self.window.update_enabled()
         if not on and self.monitor() in CLASSIC_KEYS:
             self.set_monitor("codec")
