@@ -269,3 +269,17 @@ def test_a_classic_path_asked_for_as_it_is_turned_on_waits_for_the_delay_to_grow
     summary = engine.stop()
     assert summary["underruns"] == 0
     assert engine.info["classic_short_samples"] == 0
+
+
+def test_the_classic_paths_turned_off_while_they_open_stay_off() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    loader = engine.set_classic_paths(True)
+    assert engine.set_classic_paths(False) is None  # before the bank has opened and gone in
+    assert loader is not None
+    loader.join(10)
+    drive(engine, ios[0], noise(1.0), ticks=50)
+    assert engine._session is not None and engine._session.bank is None
+    assert engine.set_classic_paths(True) is not None
+    engine.stop()

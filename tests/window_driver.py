@@ -1,6 +1,7 @@
 """Streams through the real window and the real engine on real PortAudio (a subprocess of the live GUI tests).
 
-    python tests/window_driver.py MODEL --settings INI --seconds S [--source tone]
+    python tests/window_driver.py MODEL --settings INI --seconds S [--source tone|file --input WAV]
+        [--at T ACTION]... [--screenshot PNG]
 
 Run under a private audio server's environment (PULSE_SOURCE / PULSE_SINK, see tests/pulse.py)
 with QT_QPA_PLATFORM=offscreen, it opens the MainWindow exactly as the app does (the Engine
@@ -12,6 +13,11 @@ It streams for S seconds after "streaming", then prints a JSON summary on stdout
 info["reconnects"]), `banner` (its text then), `banners` (every message it showed, in order, as
 [kind, text]), `frames_seen` (code frames the plots got) and `summary` (the engine's, at Stop).
 Exit code 0, or 2 if the window never started streaming.
+
+`--at T ACTION` does what a user would, T s after "streaming": `classic-on` / `classic-off` (the
+"Codec2 / Opus in step" box), `monitor:MODE` (a monitor button), `replay` (the replay button).
+`--screenshot PNG` grabs the window at the end (how the README's screenshot is made, under
+xvfb-run so the plots draw as on a desktop).
 """
 
 from __future__ import annotations
@@ -79,6 +85,9 @@ def main() -> int:
     parser.add_argument("--settings", required=True, help="the window's QSettings ini file")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--source", default="tone")
+    parser.add_argument("--input", help="the WAV file for --source file (looped)")
+    parser.add_argument("--at", nargs=2, action="append", default=[], metavar=("T", "ACTION"))
+    parser.add_argument("--screenshot", help="save the window as this PNG before Stop")
     args = parser.parse_args()
     app = QApplication([sys.argv[0]])
     settings = QSettings(args.settings, QSettings.Format.IniFormat)
@@ -91,13 +100,22 @@ def main() -> int:
     if not pump(app, banners, lambda: bridge.codec is not None and not bridge.busy, START_TIMEOUT_S):
         say("the model never loaded")
         return 2
+    if args.input:
+        window.set_input_file(Path(args.input))
     window.set_source(args.source)
     if not window.start() or not pump(app, banners, lambda: bridge.running and not bridge.busy, START_TIMEOUT_S):
         say("the window never started streaming")
         window.close()
         return 2
     say("streaming")
-    pump(app, banners, lambda: False, args.seconds)
+    started = time.monotonic()
+    for when, action in sorted(((float(t), a) for t, a in args.at), key=lambda item: item[0]):
+        pump(app, banners, lambda: False, max(0.0, when - (time.monotonic() - started)))
+        say(f"action {action}")
+        act(window, action)
+    pump(app, banners, lambda: False, max(0.0, args.seconds - (time.monotonic() - started)))
+    if args.screenshot:
+        window.grab().save(args.screenshot)
     result = {
         "running": bridge.running,
         "reconnects": (bridge.engine.info or {}).get("reconnects"),
@@ -110,6 +128,18 @@ def main() -> int:
     window.close()
     print(json.dumps(result, default=str), flush=True)
     return 0
+
+
+def act(window: MainWindow, action: str) -> None:
+    """One user action on the window (see the module docstring)."""
+    if action in ("classic-on", "classic-off"):
+        window.controls.classic_check.setChecked(action == "classic-on")
+    elif action.startswith("monitor:"):
+        window.controls.monitor_buttons[action.split(":", 1)[1]].click()
+    elif action == "replay":
+        window.controls.replay_button.click()
+    else:
+        raise SystemExit(f"unknown action {action!r}")
 
 
 if __name__ == "__main__":

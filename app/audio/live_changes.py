@@ -36,6 +36,7 @@ class LiveChanges:
     _chunk_done: threading.Event
     replayer: Replayer
     monitor: str
+    _classic_wanted = False
 
     # The worker's side of a change, defined by Engine.
     def _announce_codec(self, session: LiveSession) -> None:
@@ -112,8 +113,11 @@ class LiveChanges:
         and a classic monitor goes back to Mimi's path. Returns the loader thread, if any.
         """
         session = self._require_session()
+        self._classic_wanted = on  # the last word counts: a bank still opening is not put in after "off"
         if not on:
             self._schedule(session, self._take_out_bank)
+            return None
+        if session.bank is not None:
             return None
 
         def open_bank() -> None:
@@ -123,8 +127,8 @@ class LiveChanges:
                 return
 
             def put_in(current: LiveSession) -> None:
-                if current.bank is not None:
-                    return  # already on (asked twice)
+                if current.bank is not None or not self._classic_wanted:
+                    return  # already on (asked twice), or turned off while it opened
                 bank.begin(current.input_pos)
                 current.bank, current.bank_audible = bank, False
                 current.timing.set_cover_extra(bank.cover_extra_s)

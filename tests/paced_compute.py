@@ -1,0 +1,71 @@
+"""Encode + decode paced like the live stream, one frame every 80 ms (a measurement, not a test)
+
+    python tests/paced_compute.py MODEL [--seconds S] [--threads N] [--spin-within-run]
+
+Back to back (`mimi-live bench`) a frame finds its caches and ONNX Runtime's threads warm; live,
+a frame comes every 80 ms and the threads sleep in between. This times frames the live way and
+prints one JSON line: p50 / p90 / p99 / max ms, and the process CPU time per frame.
+--spin-within-run lets the intra-op threads spin between the ops of a run and stop as it returns
+(`session.force_spinning_stop`), instead of the app's no spinning: the A/B behind the README's
+note on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import app.codec.sessions as sessions  # noqa: E402 - after the path above
+import app.codec.streaming as streaming  # noqa: E402
+from app.codec.measure import bench_input  # noqa: E402
+from app.config import FRAME_MS, FRAME_SIZE  # noqa: E402
+
+WARM_FRAMES = 10
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--spin-within-run", action="store_true")
+    args = parser.parse_args()
+    if args.spin_within_run:
+        plain = sessions.session_options
+
+        def spinning(threads: int | None):  # noqa: ANN202 - onnxruntime's SessionOptions
+            options = plain(threads)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+            options.add_session_config_entry("session.force_spinning_stop", "1")
+            return options
+
+        streaming.session_options = spinning
+    codec = streaming.StreamingCodec(args.model, threads=args.threads)
+    frames = int(args.seconds * 1000 / FRAME_MS)
+    pcm = bench_input(WARM_FRAMES + frames).reshape(-1, FRAME_SIZE)
+    for frame in pcm[:WARM_FRAMES]:
+        codec.decode(codec.encode(frame))
+    times, due, cpu = [], time.perf_counter(), time.process_time()
+    for frame in pcm[WARM_FRAMES:]:
+        due += FRAME_MS / 1000
+        started = time.perf_counter()
+        codec.decode(codec.encode(frame))
+        times.append((time.perf_counter() - started) * 1000)
+        time.sleep(max(0.0, due - time.perf_counter()))
+    cpu_ms = (time.process_time() - cpu) / frames * 1000
+    ms = np.array(times)
+    print(json.dumps({"spin_within_run": args.spin_within_run, "frames": frames,
+                      **{f"p{q}": round(float(np.percentile(ms, q)), 1) for q in (50, 90, 99)},
+                      "max": round(float(ms.max()), 1), "cpu_ms_per_frame": round(cpu_ms, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
