@@ -93,9 +93,8 @@ class ClassicBank:
         self._out = {key: _History(int(HISTORY_S * SAMPLE_RATE_HZ), start) for key in self.codecs}
 
     @classmethod
-    def open(cls, start: int = 0) -> tuple[ClassicBank | None, str | None]:
-        """(the bank, starting at stream position `start`, None), or (None, one line saying why the
-        classic paths are off)."""
+    def open(cls) -> tuple[ClassicBank | None, str | None]:
+        """(the bank, None), or (None, one line saying why the classic paths are off)."""
         codecs: dict[str, StreamingCodec] = {}
         try:
             for key in CLASSIC_PATH_KEYS:
@@ -103,7 +102,7 @@ class ClassicBank:
         except ClassicError as error:
             log.warning("classic monitor paths off: %s", error)
             return None, f"the classic monitor paths are off: {error}"
-        return cls(codecs, start), None
+        return cls(codecs), None
 
     def delay(self, key: str) -> int:
         return self.codecs[key].delay_samples

@@ -109,7 +109,7 @@ class LiveChanges:
 
         On: the codecs open on a loader thread and begin at the stream's position when they are
         put in; the delay grows by their look-ahead (spliced in over about a second) and only
-        then can they be heard (`session.audible_bank`). Off: the delay falls back the same way
+        then can they be heard (`audible_bank` in session.py). Off: the delay falls back the same way
         and a classic monitor goes back to Mimi's path. Returns the loader thread, if any.
         """
         session = self._require_session()
