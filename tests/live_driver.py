@@ -65,7 +65,10 @@ def main() -> int:
     engine = Engine()
     engine.start(EngineConfig(model=args.model, monitor="bypass" if args.bypass else "codec",
                               classic_paths=args.cycle_monitors is not None,
-                              replay_ready=args.replay_at is not None or args.replay_after_stop))
+                              # As the window: ready to replay, which also loads the classic codecs'
+                              # libraries at Start (turned on later, they open without that cost).
+                              replay_ready=args.replay_at is not None or args.replay_after_stop
+                              or args.classic_at is not None))
     print("streaming", file=sys.stderr, flush=True)
     started = time.monotonic()
     pending: list[tuple[float, Callable[[], object]]] = []

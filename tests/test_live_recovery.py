@@ -187,7 +187,8 @@ def test_delay_holds_through_a_switch_to_an_unprepared_model_and_a_codebook_swit
 def test_the_classic_paths_turned_on_and_off_while_streaming_move_the_delay_by_their_look_ahead(
         pulse_server, tmp_path) -> None:
     """Codec2 and Opus turned on while streaming (Opus 12k asked for at once, then bypass again),
-    then off: the delay grows by the paths' look-ahead and falls back, with no dropout."""
+    then off: the delay grows by the paths' look-ahead and falls back, with no dropout. The engine
+    is ready to replay, as the window's is, so the codecs' libraries were loaded at Start."""
     on, off = DISTURB_AT_S + DRIVER_LEAD_S, DISTURB_AT_S + 8 + DRIVER_LEAD_S
     command = [sys.executable, str(REPO / "tests" / "live_driver.py"), _model(), "--bypass", "--seconds",
                str(off + 12), "--classic-at", str(on), "--monitor-at", str(on), "opus-12k",
