@@ -18,22 +18,19 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 
 from app.audio.classic_paths import CLASSIC_MARGIN_S
-from chirps import RATE, chirp_train, delays_ms
+from chirp_session import ChirpSession, settled
+from chirps import RATE
 from conftest import model_dir
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow, pytest.mark.flaky(reruns=1, reruns_delay=2)]
 
 REPO = Path(__file__).resolve().parents[1]
-SPACING_S = 1.0
 RECOVERY_S = 10.0
 TOLERANCE_MS = 25.0
 # The timing trusts its warm-up estimate for its first 10 s of calm chunks: steady state after that.
@@ -50,75 +47,12 @@ def _second_model() -> str:
     return os.environ.get("MIMI_LIVE_TEST_MODEL_B") or str(model_dir("tiny-16cb"))
 
 
-class ChirpSession:
-    """The app streaming in bypass, a chirp train playing, speaker.monitor recorded."""
-
-    def __init__(self, server, tmp_path: Path, seconds: float, command: list[str] | None = None,
-                 env: dict | None = None, until_exit: bool = False) -> None:
-        self.until_exit = until_exit  # stop the chirps when the app exits (it decides when)
-        loaded = server.pactl("load-module", "module-combine-sink", "sink_name=both", "slaves=mic,speaker")
-        assert loaded.returncode == 0, loaded.stderr
-        self.server, self.seconds = server, seconds
-        signal_, _ = chirp_train(seconds, SPACING_S)
-        self.wav = tmp_path / "chirps.wav"
-        sf.write(str(self.wav), signal_, RATE)
-        self.metrics = tmp_path / "metrics.jsonl"
-        command = command or [sys.executable, "-m", "app", "run", "--model", _model(), "--bypass", "--json",
-                              "--duration", str(seconds + 8), "--metrics-out", str(self.metrics)]
-        self.app = subprocess.Popen(command, env=env or server.env, cwd=REPO, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
-        self.stderr: list[str] = []
-        pipe = self.app.stderr
-        assert pipe is not None  # stderr=PIPE
-        self._reader = threading.Thread(target=lambda: self.stderr.extend(pipe), daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + 60
-        while not any("streaming" in line for line in self.stderr):  # the app says so once it streams
-            assert self.app.poll() is None and time.monotonic() < deadline, "".join(self.stderr)
-            time.sleep(0.1)
-        time.sleep(3.0)  # past the first seconds, where the timing still trusts its warm-up estimate
-        self.recorder = server.start_recording_speaker()
-        time.sleep(0.3)
-        self.started = time.monotonic()
-        self.player = subprocess.Popen(["paplay", "--device=both", str(self.wav)], env=server.env)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def wait_until(self, t: float) -> None:
-        time.sleep(max(0.0, t - self.elapsed()))
-
-    def finish(self) -> tuple[list[tuple[float, float | None]], dict, str]:
-        if self.until_exit:
-            self.app.wait(timeout=self.seconds + 30)
-            self.player.terminate()
-        self.player.wait(timeout=self.seconds + 30)
-        assert self.app.stdout is not None  # stdout=PIPE
-        out = self.app.stdout.read()
-        self.app.wait(timeout=60)
-        self._reader.join(timeout=10)
-        recording = self.recorder.stop()
-        err = "".join(self.stderr)
-        assert self.app.returncode == 0, err
-        return delays_ms(recording, SPACING_S), json.loads(out), err
-
-
-def _settled(delays, start: float, end: float) -> float:
-    """The delay the path has settled at between `start` and `end` s: the lower quartile of the
-    chirps' delays, so a passing spike of a noisy machine does not count, but a delay that stays
-    up (a ratchet) does."""
-    values = [d for t, d in delays if start <= t < end and d is not None]
-    assert len(values) >= 0.6 * (end - start) / SPACING_S, (
-        f"too few chirps came back between {start} and {end} s: {delays}")
-    return float(np.percentile(values, 25))
-
-
 def _assert_back(delays, disturbance_ended_s: float, within_s: float = RECOVERY_S,
                  tolerance_ms: float = TOLERANCE_MS) -> None:
     """Within `within_s` of the disturbance's end, the delay has settled where it was before."""
-    steady = _settled(delays, *STEADY_S)
+    steady = settled(delays, *STEADY_S)
     end = disturbance_ended_s + within_s
-    after = _settled(delays, end - 3, end + 1)
+    after = settled(delays, end - 3, end + 1)
     assert abs(after - steady) < tolerance_ms, (steady, after, delays)
 
 
@@ -134,7 +68,7 @@ def _report(name: str, delays, summary: dict, metrics: Path | None = None) -> No
 
 
 def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) -> None:
-    session = ChirpSession(pulse_server, tmp_path, seconds=DISTURB_AT_S + 1.5 + RECOVERY_S + 3)
+    session = ChirpSession(pulse_server, tmp_path, DISTURB_AT_S + 1.5 + RECOVERY_S + 3, _model())
     session.wait_until(DISTURB_AT_S)
     os.kill(session.app.pid, signal.SIGSTOP)  # the whole app, callbacks included, for 1.5 s
     time.sleep(1.5)
@@ -150,7 +84,7 @@ def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) ->
 
 
 def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp_path) -> None:
-    session = ChirpSession(pulse_server, tmp_path, seconds=DISTURB_AT_S + 15 + RECOVERY_S + 3)
+    session = ChirpSession(pulse_server, tmp_path, DISTURB_AT_S + 15 + RECOVERY_S + 3, _model())
     session.wait_until(DISTURB_AT_S)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
     try:
@@ -178,9 +112,9 @@ def test_delay_holds_through_a_switch_to_an_unprepared_model_and_a_codebook_swit
     _report("switches", delays, summary)
     landed = [float(line.split()[1]) - DRIVER_LEAD_S for line in err.splitlines() if line.startswith("landed ")]
     assert len(landed) == 2 and summary["codebooks"] == 4, err  # the model, then the codebooks
-    steady = _settled(delays, *STEADY_S)
+    steady = settled(delays, *STEADY_S)
     for when in landed:
-        after = _settled(delays, when + 2, when + RECOVERY_S)
+        after = settled(delays, when + 2, when + RECOVERY_S)
         assert abs(after - steady) < TOLERANCE_MS, (steady, after, when, delays)
 
 
@@ -198,9 +132,9 @@ def test_the_classic_paths_turned_on_and_off_while_streaming_move_the_delay_by_t
     delays, summary, err = session.finish()
     _report("classic on/off", delays, summary)
     extra_ms = (max(summary["classic_delay_samples"].values()) / RATE + CLASSIC_MARGIN_S) * 1000
-    steady = _settled(delays, *STEADY_S)
-    grown = _settled(delays, DISTURB_AT_S + 3, DISTURB_AT_S + 8)
-    back = _settled(delays, DISTURB_AT_S + 11, DISTURB_AT_S + 17)
+    steady = settled(delays, *STEADY_S)
+    grown = settled(delays, DISTURB_AT_S + 3, DISTURB_AT_S + 8)
+    back = settled(delays, DISTURB_AT_S + 11, DISTURB_AT_S + 17)
     print(f"classic on/off: steady {steady:.1f} ms, with the paths {grown:.1f} ms "
           f"(look-ahead {extra_ms:.1f} ms), after {back:.1f} ms")
     assert abs(grown - steady - extra_ms) < TOLERANCE_MS, (steady, grown, delays)

@@ -16,7 +16,8 @@ import app.cli.args as cli_args
 import app.cli.signals as signals
 from app.cli.args import MODEL_HELP, RUN_CHUNK_MS_MAX
 from app.cli.output import PROG, print_json, print_lines
-from app.config import CLASSIC_PATH_KEYS, DEFAULT_DEVICE_LATENCY_MS, FRAME_MS
+from app.cli.user_errors import UserError
+from app.config import CLASSIC_PATH_KEYS, DEFAULT_DEVICE_LATENCY_MS, FRAME_MS, LOWEST_LATENCY_DEVICE_MS
 
 if TYPE_CHECKING:
     from app.audio.native_log import NativeMessages
@@ -53,9 +54,14 @@ def add_run(p: argparse.ArgumentParser) -> None:
                    "delayed to the slowest (~85 ms more), their measured bitrates in the summary")
     p.add_argument("--bypass", dest="monitor", action="store_const", const="bypass", help="same as --monitor bypass")
     p.add_argument("--record", type=Path, metavar="DIR", help="record input and reconstruction as WAV files here")
-    p.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=DEFAULT_DEVICE_LATENCY_MS,
-                   metavar="MS", help=f"latency asked of the audio devices, 1..{cli_args.DEVICE_LATENCY_MS_MAX} "
-                   f"(default {DEFAULT_DEVICE_LATENCY_MS}; raise it if you hear dropouts)")
+    latency = p.add_mutually_exclusive_group()
+    latency.add_argument("--device-latency-ms", type=cli_args.device_latency_ms, default=DEFAULT_DEVICE_LATENCY_MS,
+                         metavar="MS", help=f"latency asked of the audio devices, 1..{cli_args.DEVICE_LATENCY_MS_MAX} "
+                         f"(default {DEFAULT_DEVICE_LATENCY_MS}; raise it if you hear dropouts)")
+    latency.add_argument("--lowest-latency", action="store_true",
+                         help=f"the lowest-latency preset: {LOWEST_LATENCY_DEVICE_MS} ms device latency, "
+                         f"{FRAME_MS} ms chunks and the model's int8 copy with only the decoder in int8 (codes "
+                         "unchanged; made once, ~30 s at full size); its numbers in the summary")
     p.add_argument("--metrics-out", type=Path, metavar="F.jsonl", help="write one JSON line per chunk")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=cmd_run)
@@ -103,14 +109,15 @@ def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
     from app.audio.metrics import EngineEvent
     from app.cli.metrics_file import MetricsFile
 
+    model, preset = _preset(args)
     source = "file" if args.input_file else "tone" if args.tone else "mic"
-    config = EngineConfig(model=args.model, codebooks=args.codebooks, chunk_ms=args.chunk_ms,
+    config = EngineConfig(model=model, codebooks=args.codebooks, chunk_ms=args.chunk_ms,
                           kv_window=args.kv_window, threads=args.threads, source=source,
                           input_file=args.input_file, tone_hz=args.tone or 440.0,
                           input_device=args.input_device, output_device=args.output_device,
                           monitor=args.monitor, record_dir=args.record,
                           classic_paths=args.classic_paths or args.monitor in CLASSIC_PATH_KEYS,
-                          device_latency_s=args.device_latency_ms / 1000)
+                          device_latency_s=(LOWEST_LATENCY_DEVICE_MS if preset else args.device_latency_ms) / 1000)
     engine = Engine()
     metrics_file = MetricsFile(args.metrics_out) if args.metrics_out else None
     reason = "duration reached"
@@ -145,7 +152,27 @@ def _run_live(args: argparse.Namespace) -> tuple[dict, int]:
                     if not isinstance(item, EngineEvent):
                         metrics_file.write(_metrics_row(item))
                 metrics_file.close()
+    if preset:
+        summary["preset"] = preset
     return summary, 0 if interrupted or reason == "duration reached" else 1
+
+
+def _preset(args: argparse.Namespace) -> tuple[Path, dict | None]:
+    """The model to stream and, with --lowest-latency, what the preset chose (the summary's "preset")."""
+    if not args.lowest_latency:
+        return args.model, None
+    if args.chunk_ms != FRAME_MS:
+        raise UserError(f"--lowest-latency streams {FRAME_MS} ms chunks: leave out --chunk-ms")
+    from app.models import lowest_latency_model
+
+    model, quality = lowest_latency_model(args.model, status=lambda text: print(f"{PROG}: {text}", file=sys.stderr))
+    print(f"{PROG}: lowest latency: {model} ({quality.parts} in int8, {quality.ms_per_frame} vs "
+          f"{quality.original_ms_per_frame} ms/frame, SNR {quality.snr_end_to_end_db} dB vs float), "
+          f"devices at {LOWEST_LATENCY_DEVICE_MS} ms", file=sys.stderr)
+    return model, {"name": "lowest-latency", "model": str(model), "int8_parts": quality.parts,
+                   "device_latency_ms": LOWEST_LATENCY_DEVICE_MS, "ms_per_frame": quality.ms_per_frame,
+                   "float_ms_per_frame": quality.original_ms_per_frame,
+                   "snr_vs_float_db": quality.snr_end_to_end_db, "codes_agreement": quality.codes_agreement}
 
 
 def add_devices(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from app.models.catalogue import (
     find_cached,
     is_model_folder,
     local_int8_models,
+    lowest_latency_model,
     make_int8_copy,
     resolve_model,
     variant,
@@ -17,5 +18,6 @@ from app.models.catalogue import (
 )
 
 __all__ = ["HUB_REPO", "INT8_PARTS", "MODEL_FILES", "VARIANTS", "Variant", "cached_variant", "check_cached_model",
-           "find_cached", "is_model_folder", "local_int8_models", "make_int8_copy", "resolve_model", "variant",
+           "find_cached", "is_model_folder", "local_int8_models", "lowest_latency_model",
+           "make_int8_copy", "resolve_model", "variant",
            "verify_cached"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.config import HUB_REPO, INT8_PARTS, MODEL_FILES, data_dir, write_atomically
+from app.config import HUB_REPO, INT8_PARTS, LOWEST_LATENCY_INT8_PARTS, MODEL_FILES, data_dir, write_atomically
 from app.models.errors import CorruptModel, NotDownloaded, UnknownModel
 
 if TYPE_CHECKING:
@@ -278,3 +278,15 @@ def make_int8_copy(folder: Path | str, parts: str = INT8_PARTS[0],
 
     target, quality = make_int8(Path(folder), parts=parts, status=status)
     return Path(target).resolve(), quality
+
+
+def lowest_latency_model(folder: Path | str,
+                         status: Callable[[str], None] | None = None) -> tuple[Path, Int8Quality]:
+    """The model the lowest-latency preset streams, and its measured quality: `folder` itself if it
+    is an int8 copy already, else its decoder-only int8 copy (made once, as make_int8_copy)."""
+    from app.codec.quantize import read_quality
+
+    quality = read_quality(Path(folder))
+    if quality is not None:
+        return Path(folder).resolve(), quality
+    return make_int8_copy(folder, LOWEST_LATENCY_INT8_PARTS, status=status)

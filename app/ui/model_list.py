@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QStandardItemModel
@@ -17,6 +18,9 @@ from PySide6.QtWidgets import QComboBox
 from app.models import VARIANTS, find_cached, is_model_folder, local_int8_models
 from app.ui.controls import INT8_CHOICES, int8_label, int8_source_name, int8_tooltip
 from app.ui.prefs import Prefs
+
+if TYPE_CHECKING:
+    from app.codec.quantize import Int8Quality
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +53,7 @@ class ModelList:
     def __init__(self, combo: QComboBox, prefs: Prefs):
         self.combo = combo
         self.prefs = prefs
-        self._int8: dict[str, object] = {}  # listed int8 copies: folder -> Int8Quality (read from disk)
+        self._int8: dict[str, Int8Quality] = {}  # listed int8 copies: folder -> Int8Quality (read from disk)
 
     # -- remembered folders ----------------------------------------------------------------------
 
@@ -136,6 +140,12 @@ class ModelList:
     def int8_quality(self, model: Path | str | None):
         """The measured quality of an int8 copy listed, or None (not an int8 copy)."""
         return None if model is None else self._int8.get(str(model))
+
+    def int8_copy_of(self, model: Path | str, parts: str) -> Path | None:
+        """The listed int8 copy of `model` with these `parts` in int8, or None."""
+        source = str(Path(model).resolve())
+        return next((Path(folder) for folder, q in self._int8.items()
+                     if q.source == source and q.parts == parts), None)
 
     def name(self, model: Path | str | None) -> str:
         """What the window calls a model: its folder's name, or "<source> int8" for an int8 copy."""

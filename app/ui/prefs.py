@@ -23,6 +23,7 @@ SELECTED_MODEL = "model/selected"
 MODEL_FOLDERS = "model/folders"
 MONITOR = "session/monitor"
 CLASSIC_PATHS = "session/classic_paths"
+LOWEST_LATENCY = "audio/lowest_latency"
 RECORD_FOLDER = "record/folder"
 
 NO_KV_WINDOW = "none"  # what KV_WINDOW holds when the cache grows without a window
@@ -139,6 +140,12 @@ class Prefs:
 
     def set_classic_paths(self, on: bool) -> None:
         self.settings.setValue(CLASSIC_PATHS, "true" if on else "false")
+
+    def lowest_latency(self) -> bool:
+        return str(self.settings.value(LOWEST_LATENCY, "false")).lower() == "true"
+
+    def set_lowest_latency(self, on: bool) -> None:
+        self.settings.setValue(LOWEST_LATENCY, "true" if on else "false")
 
     def record_folder(self) -> Path:
         """The folder chosen for recordings, else the default one."""
