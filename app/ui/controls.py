@@ -39,6 +39,11 @@ REPLAY_TEXT, REPLAYING_TEXT = "⟲  Replay last 10 s", "■  Stop replay"
 CLASSIC_TIP = ("Run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same input, every path delayed to "
                "the slowest (about 85 ms more delay), so that switching among them is instant and in sync. "
                "While streaming the delay grows (or falls back) over about a second.")
+LOWEST_LATENCY_TIP = (
+    "10 ms device blocks instead of 20, 80 ms chunks, and the loaded model's int8 copy with only the decoder "
+    "in int8 (the codes stay the float model's; made once, ~30 s at full size). Measured through PulseAudio "
+    "on a 2-core VM, full size: ~145-160 ms end to end against ~175-195 ms at the defaults; a busy machine "
+    "may click with 10 ms blocks. Unticking goes back to the float model. Stop to change.")
 SOURCE_LABELS = (("mic", "Microphone"), ("file", "WAV file…"), ("tone", "Test tone (440 Hz)"))
 
 
@@ -262,6 +267,10 @@ class ControlsPanel(QWidget):
             self.chunk_combo.addItem(chunk_label(ms), ms)
         self.chunk_combo.setToolTip("Audio per encode/decode call: every extra 80 ms adds 80 ms of latency")
         form.addRow("Chunk (latency)", self.chunk_combo)
+        self.lowest_latency_check = QCheckBox("Lowest latency (10 ms devices, int8 decoder)")
+        self.lowest_latency_check.setToolTip(LOWEST_LATENCY_TIP)
+        self.lowest_latency_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        form.addRow("", self.lowest_latency_check)
         self.audio_note = _note()
         form.addRow(self.audio_note)
         column.addWidget(audio)
@@ -290,6 +299,10 @@ class ControlsPanel(QWidget):
         for widget in (self.source_combo, self.chunk_combo):
             widget.setEnabled(not running and not busy)
             widget.setToolTip("Stop to change" if running else "")
+        self.lowest_latency_check.setEnabled(not running and not busy)
+        if self.lowest_latency_check.isChecked():  # the preset streams 80 ms chunks
+            self.chunk_combo.setEnabled(False)
+            self.chunk_combo.setToolTip("Lowest latency streams 80 ms chunks: untick it to choose")
         for widget in (self.output_combo, self.refresh_devices_button):
             widget.setEnabled(not busy)
         self.input_combo.setEnabled(not busy and self.source_combo.currentData() == "mic")

@@ -34,6 +34,7 @@ from app.ui.compat import guard_singleton_refcounts
 from app.ui.controls import CLASSIC_KEYS, ControlsPanel
 from app.ui.engine_bridge import EngineBridge
 from app.ui.engine_events import show_event
+from app.ui.latency_preset import LatencyPreset
 from app.ui.listening import ListeningControl
 from app.ui.model_chooser import ModelChooser
 from app.ui.plots import PlotsPanel
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self.models = ModelChooser(self)
         self.recording = RecordingControl(self)
         self.listening = ListeningControl(self)
+        self.preset = LatencyPreset(self)
         self._build()
         self._connect()
         self._shortcuts()
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         c.select_data(c.chunk_combo, prefs.chunk_ms())
+        self.preset.restore()
         c.select_data(c.kv_combo, prefs.kv_window() or 0)  # 0 = none, as in the combo
         self.audio.restore_source()
         c.classic_check.blockSignals(True)
@@ -252,7 +255,7 @@ class MainWindow(QMainWindow):
         return EngineConfig(
             model=model,
             codebooks=c.codebooks_combo.currentData() or (codec.num_codebooks if codec else None),
-            chunk_ms=int(c.chunk_combo.currentData()),
+            chunk_ms=self.preset.chunk_ms(),
             kv_window=c.kv_window(),
             source=c.source_combo.currentData(),
             input_file=self.audio.input_file,
@@ -262,6 +265,7 @@ class MainWindow(QMainWindow):
             record_dir=self.recording.folder() if record else None,
             classic_paths=c.classic_check.isChecked(),
             replay_ready=True,  # the replay key is one press away
+            device_latency_s=self.preset.device_latency_s(),
         )
 
     def toggle_running(self) -> None:

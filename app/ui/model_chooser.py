@@ -85,6 +85,11 @@ class ModelChooser:
         self.prefs.set_selected_model(model)
         self.load_selected()
 
+    def choose(self, model: Path) -> None:
+        """Selects a listed model and loads it, as a pick in the Variant list does."""
+        self.list.show(model)
+        self._on_model_chosen()
+
     def _show_loaded(self) -> None:
         """The list follows what the bridge has loaded (a load refused or failed moves it back)."""
         model = self.bridge.codec_model
