@@ -267,7 +267,7 @@ class ControlsPanel(QWidget):
             self.chunk_combo.addItem(chunk_label(ms), ms)
         self.chunk_combo.setToolTip("Audio per encode/decode call: every extra 80 ms adds 80 ms of latency")
         form.addRow("Chunk (latency)", self.chunk_combo)
-        self.lowest_latency_check = QCheckBox("Lowest latency (10 ms devices, int8 decoder)")
+        self.lowest_latency_check = QCheckBox("Lowest latency · 10 ms · int8")
         self.lowest_latency_check.setToolTip(LOWEST_LATENCY_TIP)
         self.lowest_latency_check.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         form.addRow("", self.lowest_latency_check)
