@@ -35,11 +35,9 @@ class LatencyPreset:
     def device_latency_s(self) -> float:
         return (LOWEST_LATENCY_DEVICE_MS if self.on else DEFAULT_DEVICE_LATENCY_MS) / 1000
 
-    def chunk_ms(self) -> int:
-        return FRAME_MS if self.on else int(self.controls.chunk_combo.currentData())
-
     def restore(self) -> None:
-        """The box as last saved (the model list restores the model itself)."""
+        """The box as last saved (the model list restores the model itself). While it is ticked the
+        chunk combo shows 80 ms (and is disabled), so the session's chunk is read from the combo."""
         box = self.controls.lowest_latency_check
         box.blockSignals(True)
         box.setChecked(self.prefs.lowest_latency())

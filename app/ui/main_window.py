@@ -255,7 +255,7 @@ class MainWindow(QMainWindow):
         return EngineConfig(
             model=model,
             codebooks=c.codebooks_combo.currentData() or (codec.num_codebooks if codec else None),
-            chunk_ms=self.preset.chunk_ms(),
+            chunk_ms=int(c.chunk_combo.currentData()),
             kv_window=c.kv_window(),
             source=c.source_combo.currentData(),
             input_file=self.audio.input_file,
