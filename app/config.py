@@ -57,9 +57,9 @@ DEFAULT_DEVICE_LATENCY_MS = 20
 
 # The lowest-latency preset (`run --lowest-latency`, the window's "Lowest latency" box): 10 ms
 # device blocks and the model's int8 copy with only the decoder quantized (the codes stay exactly
-# the float model's). On the 2-core EPYC VM of a later session (chirps, bypass, full size, 35 s
-# runs) 10 ms devices gave 0-10 xruns per run and cut the true delay by ~20 ms; on the Xeon VM
-# above they clicked in every run, which is why the preset is offered and not the default.
+# the float model's). On the 2-core EPYC VM of a later session (chirps, bypass, full size, 30-35 s
+# runs) 10 ms devices gave 0-37 xruns per run (most under 10) and cut the true delay by ~20 ms; on
+# the Xeon VM above they clicked in every run, which is why the preset is offered and not the default.
 LOWEST_LATENCY_DEVICE_MS = 10
 LOWEST_LATENCY_INT8_PARTS = INT8_PARTS[1]
 

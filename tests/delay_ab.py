@@ -9,8 +9,8 @@ is recorded and the true delay read from the chirps (tests/chirps.py) from 10 s 
 JSON line per run: the delay's median and quartiles, the session's underruns, device xruns and
 compute per frame. `--variant=ARGS` (repeated) runs each tree once per set of extra `run`
 arguments, "" for none: e.g. `--variant= --variant=--lowest-latency` (the `=` lets ARGS start
-with a dash). Alternating the trees in one session
-is how a change is judged on a machine whose noise moves by the minute.
+with a dash). Alternating the trees in one session is how a change is judged on a machine whose
+noise moves by the minute.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ CLASSIC_TIP = ("Run Codec2 1200/3200 and Opus 6/12 kbps beside Mimi on the same 
 LOWEST_LATENCY_TIP = (
     "10 ms device blocks instead of 20, 80 ms chunks, and the loaded model's int8 copy with only the decoder "
     "in int8 (the codes stay the float model's; made once, ~30 s at full size). Measured through PulseAudio "
-    "on a 2-core VM, full size: ~145-160 ms end to end against ~175-195 ms at the defaults; a busy machine "
+    "on a 2-core VM, full size: ~145-170 ms end to end against ~175-195 ms at the defaults; a busy machine "
     "may click with 10 ms blocks. Unticking goes back to the float model. Stop to change.")
 SOURCE_LABELS = (("mic", "Microphone"), ("file", "WAV file…"), ("tone", "Test tone (440 Hz)"))
 
