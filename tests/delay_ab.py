@@ -7,7 +7,7 @@ for each round runs `mimi-live run --bypass --threads 2` from each TREE in turn 
 git worktree, on PYTHONPATH) while a chirp a second plays into the combine sink; speaker.monitor
 is recorded and the true delay read from the chirps (tests/chirps.py) from 10 s on. Prints one
 JSON line per run: the delay's median and quartiles, the session's underruns, device xruns and
-compute per frame. `--variant=ARGS` (repeated) runs each tree once per set of extra `run`
+compute per frame, the latency budget. `--variant=ARGS` (repeated) runs each tree once per set of extra `run`
 arguments, "" for none: e.g. `--variant= --variant=--lowest-latency` (the `=` lets ARGS start
 with a dash). Alternating the trees in one session is how a change is judged on a machine whose
 noise moves by the minute.
@@ -51,7 +51,8 @@ def one_run(server, tree: str, model: str, seconds: float, wav: Path, extra: str
     return {"tree": tree, "args": extra, "delay_ms_p50": round(float(np.median(delays)), 1) if delays else None,
             "delay_ms_p25_p75": [round(float(np.percentile(delays, q)), 1) for q in (25, 75)] if delays else None,
             "chirps": len(delays), "underruns": summary["underruns"], "xruns": summary["xruns"],
-            "compute_ms_per_frame": summary.get("compute_ms_per_frame")}
+            "compute_ms_per_frame": summary.get("compute_ms_per_frame"),
+            "latency_budget_ms": summary.get("latency_budget_ms")}
 
 
 def main() -> int:
