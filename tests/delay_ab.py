@@ -7,10 +7,11 @@ for each round runs `mimi-live run --bypass --threads 2` from each TREE in turn 
 git worktree, on PYTHONPATH) while a chirp a second plays into the combine sink; speaker.monitor
 is recorded and the true delay read from the chirps (tests/chirps.py) from 10 s on. Prints one
 JSON line per run: the delay's median and quartiles, the session's underruns, device xruns and
-compute per frame, the latency budget. `--variant=ARGS` (repeated) runs each tree once per set of extra `run`
-arguments, "" for none: e.g. `--variant= --variant=--lowest-latency` (the `=` lets ARGS start
-with a dash). Alternating the trees in one session is how a change is judged on a machine whose
-noise moves by the minute.
+compute per frame, and the latency budget. `--variant=ARGS` (repeated) runs each tree once per
+set of extra `run` arguments, "" for none: e.g. `--variant= --variant=--lowest-latency` (the `=`
+lets ARGS start with a dash). They come last, so they win: `--variant="--threads 1"` replaces the
+`--threads 2` above. Alternating the trees in one session is how a change is judged on a machine
+whose noise moves by the minute.
 """
 
 from __future__ import annotations
