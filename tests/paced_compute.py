@@ -1,19 +1,22 @@
 """Encode + decode paced like the live stream, one frame every 80 ms (a measurement, not a test)
 
-    python tests/paced_compute.py MODEL [--seconds S] [--threads N] [--spin-within-run]
+    python tests/paced_compute.py MODEL [--seconds S] [--threads N] [--spin-within-run] [--fifo PRIO]
 
 Back to back (`mimi-live bench`) a frame finds its caches and ONNX Runtime's threads warm; live,
 a frame comes every 80 ms and the threads sleep in between. This times frames the live way and
 prints one JSON line: p50 / p90 / p99 / max ms, and the process CPU time per frame.
 --spin-within-run lets the intra-op threads spin between the ops of a run and stop as it returns
 (`session.force_spinning_stop`), instead of the app's no spinning: the A/B behind the README's
-note on it.
+note on it. --fifo PRIO runs this thread and the threads onnxruntime started for the sessions
+at SCHED_FIFO PRIO (Linux, root or an rtprio limit): the paced half of the README's real-time
+priority A/B.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +39,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--spin-within-run", action="store_true")
+    parser.add_argument("--fifo", type=int, metavar="PRIO")
     args = parser.parse_args()
     if args.spin_within_run:
         plain = sessions.session_options
@@ -47,7 +51,11 @@ def main() -> int:
             return options
 
         streaming.session_options = spinning
+    before = set(os.listdir("/proc/self/task"))
     codec = streaming.StreamingCodec(args.model, threads=args.threads)
+    if args.fifo is not None:  # the caller's thread and the sessions' intra-op pools
+        for tid in {0, *map(int, set(os.listdir("/proc/self/task")) - before)}:
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(args.fifo))
     frames = int(args.seconds * 1000 / FRAME_MS)
     pcm = bench_input(WARM_FRAMES + frames).reshape(-1, FRAME_SIZE)
     for frame in pcm[:WARM_FRAMES]:
@@ -61,7 +69,7 @@ def main() -> int:
         time.sleep(max(0.0, due - time.perf_counter()))
     cpu_ms = (time.process_time() - cpu) / frames * 1000
     ms = np.array(times)
-    print(json.dumps({"spin_within_run": args.spin_within_run, "frames": frames,
+    print(json.dumps({"spin_within_run": args.spin_within_run, "fifo": args.fifo, "frames": frames,
                       **{f"p{q}": round(float(np.percentile(ms, q)), 1) for q in (50, 90, 99)},
                       "max": round(float(ms.max()), 1), "cpu_ms_per_frame": round(cpu_ms, 1)}))
     return 0

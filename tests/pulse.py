@@ -175,21 +175,35 @@ class PulseServer:
                 return
             time.sleep(0.1)
 
+    @property
+    def daemon_pid(self) -> int:
+        """The daemon we started, by its own pid file."""
+        return int((self.runtime_dir / "pulse" / "pid").read_text().split()[0])
+
+    def freeze(self, seconds: float) -> None:
+        """Stops the daemon for `seconds` (SIGSTOP, then SIGCONT): every device stalls at once, as
+        when the audio server is starved or stuck; clients keep their streams."""
+        pid = self.daemon_pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     def restart(self, down_s: float = 1.0) -> None:
         """Kills the daemon (SIGKILL, as a crash would: clients lose their streams), waits
         `down_s`, and starts it again with the same sinks in the same runtime folder.
 
         `pulseaudio --kill` only asks: on a loaded machine the daemon may still be serving
         seconds later, and a test would then see no restart at all."""
-        pid_file = self.runtime_dir / "pulse" / "pid"
-        pid = int(pid_file.read_text().split()[0])
+        pid = self.daemon_pid
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while _alive(pid):
             if time.monotonic() > deadline:
                 raise PulseUnavailable(f"pulseaudio (pid {pid}) survived SIGKILL for 5 s")
             time.sleep(0.02)
-        pid_file.unlink(missing_ok=True)
+        (self.runtime_dir / "pulse" / "pid").unlink(missing_ok=True)
         time.sleep(down_s)
         self._start()
 
@@ -203,10 +217,9 @@ class PulseServer:
                     proc.kill()
                     proc.wait()
         self._helpers.clear()
-        pid_file = self.runtime_dir / "pulse" / "pid"
         pid = None
         try:
-            pid = int(pid_file.read_text().split()[0])
+            pid = self.daemon_pid
         except (OSError, ValueError, IndexError):
             pass
         try:

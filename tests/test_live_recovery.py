@@ -36,6 +36,7 @@ TOLERANCE_MS = 25.0
 # The timing trusts its warm-up estimate for its first 10 s of calm chunks: steady state after that.
 STEADY_S = (11.0, 16.0)
 DISTURB_AT_S = 17.0
+SERVER_STALL_S = 0.5
 DRIVER_LEAD_S = 3.3  # the driver starts streaming this long before the first chirp is recorded
 
 
@@ -81,6 +82,18 @@ def test_delay_comes_back_after_the_process_is_frozen(pulse_server, tmp_path) ->
     _assert_back(delays, DISTURB_AT_S + 1.5, within_s=5.0, tolerance_ms=10.0)
     assert summary["skipped_ms"] > 500  # the input the server kept during the freeze was dropped
     assert "dropped out" in err or summary["xruns"] > 0  # and the app said so
+
+
+def test_delay_comes_back_after_the_audio_server_stalls(pulse_server, tmp_path) -> None:
+    session = ChirpSession(pulse_server, tmp_path, DISTURB_AT_S + SERVER_STALL_S + RECOVERY_S + 3, _model())
+    session.wait_until(DISTURB_AT_S)
+    pulse_server.freeze(SERVER_STALL_S)  # both devices stall: no callbacks, no input, then a rush
+    delays, summary, _ = session.finish()
+    _report("server stall", delays, summary, session.metrics)
+    # The callbacks that rush in afterwards are a burst, not the device's block size: covering
+    # them, or the chunks that waited for the stall, would keep the delay up for good.
+    _assert_back(delays, DISTURB_AT_S + SERVER_STALL_S)
+    assert summary["dropouts"] > 0  # the gap was heard, and counted
 
 
 def test_delay_comes_back_after_other_programs_take_both_cores(pulse_server, tmp_path) -> None:
