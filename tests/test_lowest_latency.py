@@ -41,7 +41,8 @@ def test_the_preset_streams_the_decoder_only_int8_copy_with_less_delay(pulse_ser
     default, _ = _measure(pulse_server, tmp_path / "default")
     lowest, summary = _measure(pulse_server, tmp_path / "lowest", "--lowest-latency")
     preset = summary["preset"]
-    assert preset["int8_parts"] == LOWEST_LATENCY_INT8_PARTS and preset["codes_agreement"] == 1.0
+    assert preset["parts"] == LOWEST_LATENCY_INT8_PARTS and preset["codes_agreement"] == 1.0
+    assert preset["ms_per_frame"] > 0 and preset["original_ms_per_frame"] > 0  # as `quantize --json` says them
     assert summary["model"] == preset["model"] != str(model_dir("tiny-8cb"))
     assert (Path(preset["model"]) / "quality.json").is_file()
     assert summary["input_latency_ms"] == summary["output_latency_ms"] == LOWEST_LATENCY_DEVICE_MS

@@ -9,6 +9,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,10 +170,9 @@ def _preset(args: argparse.Namespace) -> tuple[Path, dict | None]:
     print(f"{PROG}: lowest latency: {model} ({quality.parts} in int8, {quality.ms_per_frame} vs "
           f"{quality.original_ms_per_frame} ms/frame, SNR {quality.snr_end_to_end_db} dB vs float), "
           f"devices at {LOWEST_LATENCY_DEVICE_MS} ms", file=sys.stderr)
-    return model, {"name": "lowest-latency", "model": str(model), "int8_parts": quality.parts,
-                   "device_latency_ms": LOWEST_LATENCY_DEVICE_MS, "ms_per_frame": quality.ms_per_frame,
-                   "float_ms_per_frame": quality.original_ms_per_frame,
-                   "snr_vs_float_db": quality.snr_end_to_end_db, "codes_agreement": quality.codes_agreement}
+    # The copy's numbers spelled as `quantize --json` spells them.
+    return model, {"name": "lowest-latency", "model": str(model), "device_latency_ms": LOWEST_LATENCY_DEVICE_MS,
+                   **asdict(quality)}
 
 
 def add_devices(p: argparse.ArgumentParser) -> None:
