@@ -219,6 +219,23 @@ def test_a_stream_failing_every_call_is_reopened(tmp_path) -> None:
     assert engine.stop()["reconnects"] == 1
 
 
+def test_device_xruns_are_told_apart_by_device_and_survive_a_reconnect() -> None:
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
+    drive(engine, ios[0], noise(0.5), ticks=25)
+    for status in ((1, 0), (1, 0), (0, 4)):  # two late microphone callbacks, one late speaker callback
+        ios[0].tick(BLOCK, input_status=status[0], output_status=status[1])
+    drive(engine, ios[0], noise(0.5, seed=1), ticks=25)
+    ios[0].simulate_device_lost("output")
+    engine.step()  # reopened: the closed streams' counts are carried
+    drive(engine, ios[1], noise(0.5, seed=2), ticks=25)
+    ios[1].tick(BLOCK, output_status=4)
+    drive(engine, ios[1], noise(0.5, seed=3), ticks=25)
+    summary = engine.stop()
+    assert summary["reconnects"] == 1
+    assert summary["xruns"] == 4 and summary["xruns_by_device"] == {"input": 2, "output": 2}
+
+
 def test_devices_switch_while_streaming() -> None:
     made: list[tuple[object, FakeIO]] = []
 

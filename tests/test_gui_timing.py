@@ -47,6 +47,7 @@ def test_a_dropout_is_announced_and_so_is_the_delay_won_back(qtbot, settings) ->
     assert last.underruns > 0 and last.dropouts >= last.underruns
     assert f"dropouts {last.dropouts}" in window.status["xruns"].text()
     assert "device xruns" in window.status["xruns"].text()
+    assert f"microphone {last.input_xruns}, speaker {last.xruns - last.input_xruns}" in window.status["xruns"].toolTip()
     # The bar draws the stages of the latency readout.
     assert set(window.budget_bar.budget) == set(last.budget_ms)
     assert window.budget_bar.total_ms == pytest.approx(last.latency_ms, abs=25)

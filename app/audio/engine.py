@@ -314,6 +314,7 @@ class Engine(LiveChanges):
         timing.set_output_block(math.ceil(counters.output_block_frames * SAMPLE_RATE_HZ / session.io.output_rate))
         session.baseline_underruns = counters.output_underruns
         session.baseline_xruns = session.seen_xruns = counters.input_xruns + counters.output_xruns
+        session.baseline_input_xruns = counters.input_xruns
         session.seen_underrun_samples = counters.underrun_samples
         session.sink.write_silence(timing.first_chunk_silence(session.sink.level(), queued, compute_s))
         self.info["preroll_ms"] = timing.target * 1000 / SAMPLE_RATE_HZ

@@ -47,6 +47,7 @@ class FrameMetrics:
     underruns: int  # cumulative counters since start
     overruns: int
     xruns: int  # device callbacks PortAudio flagged (its own under/overflows), input + output
+    input_xruns: int  # of those, the input device's (the rest are the output's)
     dropped_frames: int  # whole input frames dropped to win back a pile-up
     skipped_ms: float  # audio removed to win back delay: dropped frames and splices
     stretched_ms: float  # audio added by splices (room made after a shortfall)
@@ -152,6 +153,8 @@ class SessionStats:
             "underruns": last.underruns if last else 0,
             "overruns": last.overruns if last else 0,
             "xruns": last.xruns if last else 0,
+            "xruns_by_device": {"input": last.input_xruns if last else 0,
+                                "output": last.xruns - last.input_xruns if last else 0},
             "dropouts": last.dropouts if last else 0,
             "dropped_frames": last.dropped_frames if last else 0,
             "skipped_ms": round(last.skipped_ms, 1) if last else 0.0,

@@ -67,6 +67,7 @@ class LiveSession:
     # start is not a glitch anyone hears, so it is not counted.
     baseline_underruns: int = 0
     baseline_xruns: int = 0
+    baseline_input_xruns: int = 0  # of baseline_xruns, the input device's
     seen_xruns: int = 0
     chunks: int = 0
     zero_input_s: float = 0.0
@@ -77,8 +78,8 @@ class LiveSession:
     last_wait_ms: float = 0.0
     aligned: bool = False  # the first chunk since the streams (re)opened has been placed
     # Counters of streams closed by a reconnect, so the session's totals go on counting.
-    carried: dict[str, int] = field(default_factory=lambda: {"underruns": 0, "xruns": 0, "overruns": 0,
-                                                              "callback_errors": 0})
+    carried: dict[str, int] = field(default_factory=lambda: {"underruns": 0, "xruns": 0, "input_xruns": 0,
+                                                              "overruns": 0, "callback_errors": 0})
     reconnects: int = 0
     watch: StreamWatch = field(default_factory=StreamWatch)  # are the streams still alive?
     burst_frames: int = -1  # output frames at the last look, for the device's burst size (-1: none yet)
@@ -94,9 +95,11 @@ class LiveSession:
         c = self.io.counters
         self.carried["underruns"] += c.output_underruns - self.baseline_underruns
         self.carried["xruns"] += c.input_xruns + c.output_xruns - self.baseline_xruns
+        self.carried["input_xruns"] += c.input_xruns - self.baseline_input_xruns
         self.carried["overruns"] += c.input_overruns
         self.carried["callback_errors"] += c.callback_errors
         self.baseline_underruns = self.baseline_xruns = self.seen_xruns = self.seen_underrun_samples = 0
+        self.baseline_input_xruns = 0
 
 
 def input_latency_s(session: LiveSession) -> float:
@@ -177,6 +180,7 @@ def chunk_metrics(session: LiveSession, codes: np.ndarray, dry: np.ndarray, out:
         underruns=counters.output_underruns - session.baseline_underruns + session.carried["underruns"],
         overruns=counters.input_overruns + session.carried["overruns"],
         xruns=counters.input_xruns + counters.output_xruns - session.baseline_xruns + session.carried["xruns"],
+        input_xruns=counters.input_xruns - session.baseline_input_xruns + session.carried["input_xruns"],
         dropped_frames=timing.dropped_frames,
         skipped_ms=(timing.spliced_out + timing.dropped_frames * FRAME_SIZE) * to_ms,
         stretched_ms=timing.spliced_in * to_ms,

@@ -91,6 +91,9 @@ class StatusLine:
             s["rtf"].setText(f"RTF {rtf:.2f}")
             s["xruns"].setText(f"dropouts {last.dropouts} (underruns {last.underruns} · device xruns {last.xruns})"
                                + (f" · overruns {last.overruns}" if last.overruns else ""))
+            # Which device clicked says which one needs the longer latency.
+            s["xruns"].setToolTip(f"{LABEL_TIPS['xruns']}.\nDevice xruns so far: microphone {last.input_xruns}, "
+                                  f"speaker {last.xruns - last.input_xruns}.")
             s["dropped"].setText(f"skipped {last.skipped_ms / 1000:.1f} s")
         s["fps"].setText(f"UI {self.fps():.0f} fps")
         if self.bar.currentMessage():  # the labels' new widths may crowd it
