@@ -5,8 +5,9 @@
 Starts a private PulseAudio (tests/pulse.py), loops the speech fixture into `mic`, and runs
 `mimi-live run --model MODEL --json --metrics-out ...` from TREE (default: this checkout) for M
 minutes plus a few seconds, with any further ARGS (e.g. `--lowest-latency`). Prints one JSON line
-per minute (new underruns, new device xruns, dropped frames, compute p50 / p99, the app's latency
-estimate p50, RSS at the minute's end) and then the session summary's totals. This is the
+per minute (new underruns, new device xruns and how many of them were the microphone's, dropped
+frames, compute p50 / p99, the app's latency estimate p50, RSS at the minute's end) and then the
+session summary's totals. This is the
 "10 minutes of codec mode" of the latency issue: the codec's output through random weights is
 noise, so the true delay is measured in bypass (tests/delay_ab.py), not here.
 """
@@ -36,7 +37,7 @@ EXTRA_S = 6.0  # beyond the minutes: the app's start-up, so the last minute is w
 
 def per_minute(rows: list[dict]) -> list[dict]:
     """The metrics rows (one per chunk) summed up per minute of audio time."""
-    out, before = [], {"underruns": 0, "xruns": 0, "dropped_frames": 0}
+    out, before = [], {"underruns": 0, "xruns": 0, "input_xruns": 0, "dropped_frames": 0}
     for minute in range(int(rows[-1]["session_s"] // 60) + 1 if rows else 0):
         chunk = [r for r in rows if minute * 60 <= r["session_s"] < (minute + 1) * 60]
         if not chunk:
@@ -77,8 +78,8 @@ def main() -> int:
         for row in per_minute(rows):
             print(json.dumps(row))
         summary = json.loads(app.stdout)
-        keys = ("underruns", "xruns", "dropped_frames", "skipped_ms", "compute_ms_per_frame", "latency_ms",
-                "latency_budget_ms", "preset")
+        keys = ("underruns", "xruns", "xruns_by_device", "dropped_frames", "skipped_ms", "compute_ms_per_frame",
+                "latency_ms", "latency_budget_ms", "preset")
         print(json.dumps({"wall_s": round(time.monotonic() - started, 1),
                           **{key: summary.get(key) for key in keys}}))
     finally:
