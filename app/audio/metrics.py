@@ -68,6 +68,11 @@ class FrameMetrics:
         return self.underruns + self.xruns
 
     @property
+    def output_xruns(self) -> int:
+        """Of the device xruns, the output device's."""
+        return self.xruns - self.input_xruns
+
+    @property
     def compute_ms(self) -> float:
         return self.encode_ms + self.decode_ms
 
@@ -153,8 +158,7 @@ class SessionStats:
             "underruns": last.underruns if last else 0,
             "overruns": last.overruns if last else 0,
             "xruns": last.xruns if last else 0,
-            "xruns_by_device": {"input": last.input_xruns if last else 0,
-                                "output": last.xruns - last.input_xruns if last else 0},
+            "xruns_by_device": {"input": last.input_xruns if last else 0, "output": last.output_xruns if last else 0},
             "dropouts": last.dropouts if last else 0,
             "dropped_frames": last.dropped_frames if last else 0,
             "skipped_ms": round(last.skipped_ms, 1) if last else 0.0,

@@ -93,7 +93,7 @@ class StatusLine:
                                + (f" · overruns {last.overruns}" if last.overruns else ""))
             # Which device clicked says which one needs the longer latency.
             s["xruns"].setToolTip(f"{LABEL_TIPS['xruns']}.\nDevice xruns so far: microphone {last.input_xruns}, "
-                                  f"speaker {last.xruns - last.input_xruns}.")
+                                  f"speaker {last.output_xruns}.")
             s["dropped"].setText(f"skipped {last.skipped_ms / 1000:.1f} s")
         s["fps"].setText(f"UI {self.fps():.0f} fps")
         if self.bar.currentMessage():  # the labels' new widths may crowd it
