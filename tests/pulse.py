@@ -176,9 +176,13 @@ class PulseServer:
             time.sleep(0.1)
 
     @property
+    def _pid_file(self) -> Path:
+        return self.runtime_dir / "pulse" / "pid"
+
+    @property
     def daemon_pid(self) -> int:
         """The daemon we started, by its own pid file."""
-        return int((self.runtime_dir / "pulse" / "pid").read_text().split()[0])
+        return int(self._pid_file.read_text().split()[0])
 
     def freeze(self, seconds: float) -> None:
         """Stops the daemon for `seconds` (SIGSTOP, then SIGCONT): every device stalls at once, as
@@ -203,7 +207,7 @@ class PulseServer:
             if time.monotonic() > deadline:
                 raise PulseUnavailable(f"pulseaudio (pid {pid}) survived SIGKILL for 5 s")
             time.sleep(0.02)
-        (self.runtime_dir / "pulse" / "pid").unlink(missing_ok=True)
+        self._pid_file.unlink(missing_ok=True)
         time.sleep(down_s)
         self._start()
 

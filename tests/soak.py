@@ -7,9 +7,9 @@ Starts a private PulseAudio (tests/pulse.py), loops the speech fixture into `mic
 minutes plus a few seconds, with any further ARGS (e.g. `--lowest-latency`). Prints one JSON line
 per minute (new underruns, new device xruns and how many of them were the microphone's, dropped
 frames, compute p50 / p99, the app's latency estimate p50, RSS at the minute's end) and then the
-session summary's totals. This is the
-"10 minutes of codec mode" of the latency issue: the codec's output through random weights is
-noise, so the true delay is measured in bypass (tests/delay_ab.py), not here.
+session summary's totals. This is the "10 minutes of codec mode" of the latency issue: the
+codec's output through random weights is noise, so the true delay is measured in bypass
+(tests/delay_ab.py), not here.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ EXTRA_S = 6.0  # beyond the minutes: the app's start-up, so the last minute is w
 
 def per_minute(rows: list[dict]) -> list[dict]:
     """The metrics rows (one per chunk) summed up per minute of audio time."""
+    minutes: dict[int, list[dict]] = {}
+    for row in rows:
+        minutes.setdefault(int(row["session_s"] // 60), []).append(row)
     out, before = [], {"underruns": 0, "xruns": 0, "input_xruns": 0, "dropped_frames": 0}
-    for minute in range(int(rows[-1]["session_s"] // 60) + 1 if rows else 0):
-        chunk = [r for r in rows if minute * 60 <= r["session_s"] < (minute + 1) * 60]
-        if not chunk:
-            continue
+    for minute, chunk in sorted(minutes.items()):
         compute = np.array([r["encode_ms"] + r["decode_ms"] for r in chunk])
         last = chunk[-1]
         out.append({"minute": minute + 1, "chunks": len(chunk),

@@ -223,8 +223,8 @@ def test_device_xruns_are_told_apart_by_device_and_survive_a_reconnect() -> None
     engine, ios = make_engine()
     engine.start(EngineConfig(model=model_dir("tiny-8cb")), threaded=False)
     drive(engine, ios[0], noise(0.5), ticks=25)
-    for status in ((1, 0), (1, 0), (0, 4)):  # two late microphone callbacks, one late speaker callback
-        ios[0].tick(BLOCK, input_status=status[0], output_status=status[1])
+    for input_status, output_status in ((1, 0), (1, 0), (0, 4)):  # two late microphone callbacks, one speaker's
+        ios[0].tick(BLOCK, input_status=input_status, output_status=output_status)
     drive(engine, ios[0], noise(0.5, seed=1), ticks=25)
     ios[0].simulate_device_lost("output")
     engine.step()  # reopened: the closed streams' counts are carried
