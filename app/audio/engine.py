@@ -28,7 +28,6 @@ import numpy as np
 import psutil
 
 from app.audio.classic_paths import ClassicBank, lookahead_needed
-from app.audio.devices import DeviceError
 from app.audio.engine_config import (  # noqa: F401 - the engine's public names, re-exported
     CHUNK_CHOICES_MS,
     DEFAULT_DEVICE_LATENCY_S,
@@ -45,7 +44,13 @@ from app.audio.engine_config import (  # noqa: F401 - the engine's public names,
 from app.audio.io_base import IOBase
 from app.audio.live_changes import LiveChanges
 from app.audio.metrics import EngineEvent, MetricsQueue, SessionStats, process_age_s
-from app.audio.reconnect import RECONNECT_TIMEOUT_S, reconnect_session, reinitialize_portaudio, stream_trouble
+from app.audio.reconnect import (
+    RECONNECT_TIMEOUT_S,
+    open_devices,
+    reconnect_session,
+    reinitialize_portaudio,
+    stream_trouble,
+)
 from app.audio.recorder import SessionRecorder
 from app.audio.replay_control import Replayer
 from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
@@ -60,6 +65,7 @@ from app.audio.session import (  # noqa: F401 - FADE_SAMPLES re-exported
     input_latency_s,
     monitor_mix,
     new_dropout,
+    output_settling,
     silence_event,
 )
 from app.audio.sources import FileSource, MicSource, OutputSink, Source, ToneSource
@@ -138,7 +144,7 @@ class Engine(LiveChanges):
         if config.replay_ready:  # before any audio flows (replay.SideDecoders)
             self.replayer.prepare(codec)
         bank, bank_warning = ClassicBank.open() if config.classic_paths else (None, None)
-        io = self._open_devices(config)
+        io = open_devices(config, self._io_factory, self._reinitialize if self._real_portaudio else None)
         recorder = None
         try:
             if source is None:
@@ -219,17 +225,6 @@ class Engine(LiveChanges):
         return {**self.stats.summary(), **self.info, "stop_reason": self.stop_reason,
                 "metrics_dropped": self.queue.dropped}
 
-    def _open_devices(self, config: EngineConfig) -> IOBase:
-        try:
-            return self._io_factory(config)
-        except DeviceError:
-            if not self._real_portaudio:
-                raise
-            # PortAudio lists devices once, when it starts: one that started while the audio
-            # server was busy or starting may have missed it. A fresh look before giving up.
-            self._reinitialize()
-            return self._io_factory(config)
-
     # -- worker side -------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -255,6 +250,8 @@ class Engine(LiveChanges):
         self._run_actions(session)
         source, sink, timing = session.source, session.sink, session.timing
         self._watch_dropouts(session)
+        if not session.aligned and output_settling(session):
+            return False
         if source.live:  # input piled up behind a stall: drop it, the timing says how much
             drop = timing.frames_to_drop(sink.level(), source.backlog())
             if drop:

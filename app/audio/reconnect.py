@@ -45,6 +45,20 @@ def reinitialize_portaudio() -> None:
     sd._initialize()
 
 
+def open_devices(config: EngineConfig, open_io: Callable[[EngineConfig], IOBase],
+                 reinitialize: Callable[[], None] | None) -> IOBase:
+    """Opens the devices `config` asks for. PortAudio lists devices once, when it starts: one that
+    started while the audio server was busy or starting may have missed them, so with real
+    PortAudio (`reinitialize` given) it takes one fresh look before giving up."""
+    try:
+        return open_io(config)
+    except DeviceError:
+        if reinitialize is None:
+            raise
+        reinitialize()
+        return open_io(config)
+
+
 def reopen(config: EngineConfig, open_io: Callable[[EngineConfig], IOBase], reinitialize: Callable[[], None],
            stopping: Callable[[float], bool], before_start: Callable[[IOBase], None],
            timeout_s: float = RECONNECT_TIMEOUT_S) -> Reopened | None:
@@ -115,6 +129,7 @@ def reconnect_session(session: LiveSession, why: str, open_io: Callable[[EngineC
         return False
     session.clock.follow(reopened.io)
     session.aligned, session.reconnects = False, session.reconnects + 1
+    session.settle = None  # the new output stream may rush as it starts, too
     session.watch.restart()
     session.burst_frames = -1  # the new streams count from zero
     where = " on the default devices (the chosen ones are gone)" if reopened.fell_back else ""

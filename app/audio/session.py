@@ -7,6 +7,7 @@ microphone, and build the chunk's metrics.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from app.audio.classic_paths import ClassicBank
 from app.audio.engine_config import MONITORS, EngineConfig
 from app.audio.io_base import IOBase
 from app.audio.metrics import EngineEvent, FrameMetrics, level_db
+from app.audio.output_settle import OutputSettle
 from app.audio.recorder import SessionRecorder
 from app.audio.sources import OutputSink, Source
 from app.audio.splice import resample_to, splice
@@ -25,6 +27,8 @@ from app.audio.stream_watch import StreamWatch
 from app.audio.timing import Correction, TimingController
 from app.codec import StreamingCodec
 from app.config import FRAME_SIZE, SAMPLE_RATE_HZ
+
+log = logging.getLogger(__name__)
 
 FADE_SAMPLES = 240  # 10 ms ramps on start and on monitor switches: no clicks
 SILENCE_WARNING_S = 2.0
@@ -77,6 +81,7 @@ class LiveSession:
     requested_at: float = 0.0  # perf_counter when start() was called (before the model load)
     last_wait_ms: float = 0.0
     aligned: bool = False  # the first chunk since the streams (re)opened has been placed
+    settle: OutputSettle | None = None  # has the output stream stopped rushing? (None: not looked yet)
     # Counters of streams closed by a reconnect, so the session's totals go on counting.
     carried: dict[str, int] = field(default_factory=lambda: {"underruns": 0, "xruns": 0, "input_xruns": 0,
                                                               "overruns": 0, "callback_errors": 0})
@@ -100,6 +105,22 @@ class LiveSession:
         self.carried["callback_errors"] += c.callback_errors
         self.baseline_underruns = self.baseline_xruns = self.seen_xruns = self.seen_underrun_samples = 0
         self.baseline_input_xruns = 0
+
+
+def output_settling(session: LiveSession) -> bool:
+    """Whether streams just (re)opened are still rushing (output_settle.py): the first chunk
+    waits. The input that arrives meanwhile is dropped in whole frames: it would play into the rush."""
+    if session.settle is None:
+        session.settle = OutputSettle(session.io.output_rate)
+    counters, settle = session.io.counters, session.settle
+    if settle.settled(session.clock(), counters.output_xruns, counters.output_frames):
+        if settle.flags_seen > 0 and not session.aligned:  # once, as the first chunk is placed
+            log.info("the output device rushed for %.0f ms after it started (%d flagged callbacks); "
+                     "the first chunk waited for it", (settle.settled_after_s or 0) * 1000, settle.flags_seen)
+        return False
+    if session.source.live:
+        session.source.drop_frames(session.source.backlog() // FRAME_SIZE)
+    return True
 
 
 def input_latency_s(session: LiveSession) -> float:
