@@ -25,8 +25,8 @@ class OutputSettle:
     """Has the output stream stopped rushing? One per opened stream (worker thread)."""
 
     rate: int  # the output device's sample rate
-    flags_seen: int = -1  # flagged output callbacks at the last look (-1: no look yet)
-    frames_at_flag: int = 0  # output frames when a new flag was last seen
+    flags_seen: int = 0  # flagged output callbacks at the last look
+    frames_at_flag: int = 0  # output frames when a new flag was last seen (0: none yet)
     first_look: float | None = None
     settled_after_s: float | None = None  # how long it took (None: not yet)
 
@@ -39,7 +39,7 @@ class OutputSettle:
             self.first_look = now
         if flagged != self.flags_seen:
             self.flags_seen, self.frames_at_flag = flagged, frames
-        clean = frames - self.frames_at_flag if flagged else frames
+        clean = frames - self.frames_at_flag
         if clean >= SETTLE_S * self.rate or now - self.first_look >= SETTLE_TIMEOUT_S:
             self.settled_after_s = now - self.first_look
             return True

@@ -113,8 +113,9 @@ def output_settling(session: LiveSession) -> bool:
     if session.settle is None:
         session.settle = OutputSettle(session.io.output_rate)
     counters, settle = session.io.counters, session.settle
+    waiting = settle.settled_after_s is None
     if settle.settled(session.clock(), counters.output_xruns, counters.output_frames):
-        if settle.flags_seen > 0 and not session.aligned:  # once, as the first chunk is placed
+        if waiting and settle.flags_seen > 0:  # once, when it settles (the first chunk may wait for input)
             log.info("the output device rushed for %.0f ms after it started (%d flagged callbacks); "
                      "the first chunk waited for it", (settle.settled_after_s or 0) * 1000, settle.flags_seen)
         return False
