@@ -410,6 +410,25 @@ def test_a_switch_that_finishes_after_stop_is_not_applied_to_the_next_session() 
     engine.stop()
 
 
+def test_the_kv_cut_is_made_once_the_chunk_is_out_not_by_the_next_encode() -> None:
+    # A cut costs ~5 ms a frame at full size, every 8th frame: on the audio's path it raised the
+    # cover that every chunk waits behind.
+    engine, ios = make_engine()
+    engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=6), threaded=False)
+    codec = engine.codec
+    assert codec is not None
+    found_due, encode = [], codec.encode
+
+    def watched_encode(pcm: np.ndarray) -> np.ndarray:
+        found_due.append(codec.kv_cut_due)
+        return encode(pcm)
+
+    codec.encode = watched_encode
+    drive(engine, ios[0], noise(3.0), ticks=150)
+    assert len(found_due) > 30 and not any(found_due)  # 60+ tokens through a 6 + 16 cache: cuts were due
+    engine.stop()
+
+
 def test_recording_and_kv_window_change_while_running(tmp_path) -> None:
     engine, ios = make_engine()
     engine.start(EngineConfig(model=model_dir("tiny-8cb"), kv_window=None), threaded=False)

@@ -346,6 +346,22 @@ def test_probe_leaves_the_state_alone(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(codec.encode(pcm), expected)
 
 
+def test_a_cut_a_call_made_due_waits_for_cut_kv_caches_and_the_audio_is_the_same(rng: np.random.Generator) -> None:
+    # The live worker cuts once a chunk is out (cut_kv_caches); anyone else's next call cuts first.
+    pcm = signal(rng, 20)
+    early, late = (StreamingCodec(model_dir("tiny-8cb"), kv_window=6, kv_slack=4) for _ in range(2))
+    due = []
+    for frame in pcm.reshape(-1, FRAME_SIZE):
+        heard = early.decode(early.encode(frame))
+        due.append(early.kv_cut_due)
+        early.cut_kv_caches()
+        assert not early.kv_cut_due
+        np.testing.assert_array_equal(late.decode(late.encode(frame)), heard)
+        assert early.kv_length == late.kv_length <= (10, 10)
+    # 2 tokens a frame past the 6 + 4 allowed: after frame 5 (12 tokens), then every 3 frames.
+    assert [i for i, d in enumerate(due) if d] == [5, 8, 11, 14, 17]
+
+
 def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
     codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=None, kv_slack=0)
     pcm = signal(rng, 12)
@@ -353,7 +369,7 @@ def test_set_kv_window_mid_stream(rng: np.random.Generator) -> None:
     codec.decode(codes)
     assert codec.kv_length == (20, 20)
     codec.set_kv_window(6)
-    assert codec.kv_window == 6 and codec.kv_length == (20, 20)  # applied at the next call
+    assert codec.kv_window == 6 and codec.kv_length == (6, 6)  # what the next call attends to: it cuts first
     codec.decode(codec.encode(pcm[10 * FRAME_SIZE :]))
     assert codec.kv_length == (6, 6)
     codec.set_kv_window(10)
@@ -422,7 +438,9 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     # ...and the trimmed, re-based cache gives the sliding-window attention (measured 9e-7).
     codec, audio = codec_decode(window)
     assert relative(audio, windowed) < 1e-5
-    # The audio barely feels a missing rotation here, the cache itself does: compare it entry by entry.
+    # The audio barely feels a missing rotation here, the cache itself does: compare it entry by entry
+    # (once cut: the last call made a cut due, which the live worker makes as soon as the chunk is out).
+    codec.cut_kv_caches()
     _assert_cache_is_rebased_reference([codec._dec_state.values[n] for n in codec._dec_state.kv_names], reference_kv,
                                        window)
 
@@ -435,5 +453,6 @@ def test_windowed_codec_equals_torch_sliding_window_reference(rng: np.random.Gen
     codec = StreamingCodec(model_dir("tiny-8cb"), kv_window=window, kv_slack=0)
     got = np.concatenate([codec.encode(c[0, 0]) for c in chunks], axis=1)
     assert (got == np.concatenate(expected, axis=2)[0]).mean() > 0.99
+    codec.cut_kv_caches()
     _assert_cache_is_rebased_reference([codec._enc_state.values[n] for n in codec._enc_state.kv_names], reference_kv,
                                        window)

@@ -294,6 +294,7 @@ class Engine(LiveChanges):
             self.queue.put(warning)
         session.chunks += 1
         self._publish(session, codes, dry, out, encode_ms, decode_ms, queued, buffered)
+        codec.cut_kv_caches()  # a cut due: now, in the wait for the next frame, not on its path
         self._chunk_done.set()
         return True
 

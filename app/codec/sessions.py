@@ -42,18 +42,28 @@ class StreamState:
     def reset(self) -> None:
         self.values = dict(self.initial)
 
-    def update(self, outputs: list[np.ndarray], window: KVWindow) -> None:
+    def update(self, outputs: list[np.ndarray]) -> None:
+        """Keeps a call's present_* outputs as the next call's past. A cut they make due is left to
+        `fit`: the next call makes it first, or the caller earlier, when it has time to spare."""
         # Outputs are fresh arrays owned by us: keep them as they are, no copy.
-        kv = window.trim(outputs[self.kv_start :])
         for index, name in self.feedback:
-            self.values[name] = outputs[index] if index < self.kv_start else kv[index - self.kv_start]
+            self.values[name] = outputs[index]
 
     def fit(self, window: KVWindow) -> None:
-        """Trim the stored past now if it is longer than the window (after set_kv_window)."""
-        limit = window.limit
-        if limit is not None and self.values[self.kv_names[0]].shape[2] > limit:
+        """Cuts the stored past now if it is longer than the window allows (window + slack)."""
+        if self.cut_due(window):
             kv = window.trim([self.values[name] for name in self.kv_names])
             self.values.update(zip(self.kv_names, kv, strict=False))
+
+    def cut_due(self, window: KVWindow) -> bool:
+        limit = window.limit
+        return bool(self.kv_names) and limit is not None and self.values[self.kv_names[0]].shape[2] > limit
+
+    def kv_tokens(self, window: KVWindow) -> int:
+        """The cache length the next call attends to (after the cut `fit` makes first, if one is due)."""
+        if self.cut_due(window):
+            return int(window.effective or 0)
+        return int(self.values[self.kv_names[0]].shape[2]) if self.kv_names else 0
 
     def conv_feeds(self) -> dict[str, np.ndarray]:
         kv = set(self.kv_names)

@@ -52,5 +52,5 @@ class SideDecoder:
         state = self._state
         state.fit(self._window)
         outputs = self._session.run(None, {"audio_codes": full, **state.values})
-        state.update(outputs, self._window)
+        state.update(outputs)
         return outputs[0][0, 0]

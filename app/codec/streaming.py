@@ -274,11 +274,21 @@ class StreamingCodec:
 
     @property
     def kv_length(self) -> tuple[int, int]:
-        """Current (encoder, decoder) stored KV cache length in tokens (at most the window when it applies)."""
-        return (
-            int(self._enc_state.values["past_key_0"].shape[2]),
-            int(self._dec_state.values["past_key_0"].shape[2]),
-        )
+        """(encoder, decoder) KV cache length in tokens the next call attends to (at most window + slack)."""
+        return self._enc_state.kv_tokens(self._enc_window), self._dec_state.kv_tokens(self._dec_window)
+
+    @property
+    def kv_cut_due(self) -> bool:
+        """Whether the last call left a KV cut to make (see cut_kv_caches)."""
+        return self._enc_state.cut_due(self._enc_window) or self._dec_state.cut_due(self._dec_window)
+
+    def cut_kv_caches(self) -> None:
+        """Makes now the KV cuts the last calls made due (one every slack/2 frames, ~2-5 ms per
+        direction at full size), which the next encode/decode would otherwise make first: the live
+        worker calls this once a chunk is in the speaker queue, so the cut takes place in the wait
+        for the next frame, not on the audio's path. The outputs do not change either way."""
+        self._enc_state.fit(self._enc_window)
+        self._dec_state.fit(self._dec_window)
 
     def reset(self) -> None:
         """Start a new stream: zero conv states and empty KV caches in both directions."""
@@ -307,7 +317,7 @@ class StreamingCodec:
         state = self._enc_state
         state.fit(self._enc_window)
         outputs = self._encoder.run(None, {"input_values": samples, **state.values})
-        state.update(outputs, self._enc_window)
+        state.update(outputs)
         self.last_encode_ms = (time.perf_counter() - start) * 1000.0
         return outputs[0][0, : self.num_codebooks]
 
@@ -334,6 +344,6 @@ class StreamingCodec:
         state = self._dec_state
         state.fit(self._dec_window)
         outputs = self._decoder.run(None, {"audio_codes": full, **state.values})
-        state.update(outputs, self._dec_window)
+        state.update(outputs)
         self.last_decode_ms = (time.perf_counter() - start) * 1000.0
         return outputs[0][0, 0]
