@@ -1,13 +1,14 @@
 """Minutes of codec mode through a private PulseAudio, minute by minute (a measurement, not a test)
 
-    python tests/soak.py MODEL [--minutes M] [--tree TREE] [ARGS ...]
+    python tests/soak.py MODEL [--minutes M] [--tree TREE] [--keep-metrics F] [ARGS ...]
 
 Starts a private PulseAudio (tests/pulse.py), loops the speech fixture into `mic`, and runs
 `mimi-live run --model MODEL --json --metrics-out ...` from TREE (default: this checkout) for M
 minutes plus a few seconds, with any further ARGS (e.g. `--lowest-latency`). Prints one JSON line
 per minute (new underruns, new device xruns and how many of them were the microphone's, dropped
 frames, compute p50 / p99, the app's latency estimate p50, RSS at the minute's end) and then the
-session summary's totals. This is the "10 minutes of codec mode" of the latency issue: the
+session summary's totals; --keep-metrics copies the per-chunk metrics to F (for
+tests/soak_trace.py). This is the "10 minutes of codec mode" of the latency issue: the
 codec's output through random weights is noise, so the true delay is measured in bypass
 (tests/delay_ab.py), not here.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +61,7 @@ def main() -> int:
     parser.add_argument("model")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--tree", default=str(TESTS.parent))
+    parser.add_argument("--keep-metrics", type=Path, metavar="F")
     args, extra = parser.parse_known_args()
     server = start_pulse_server()
     speech = None
@@ -75,6 +78,8 @@ def main() -> int:
             if app.returncode != 0:
                 raise SystemExit(f"mimi-live run exited with {app.returncode}: {app.stderr.strip()[-400:]}")
             rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            if args.keep_metrics is not None:
+                shutil.copyfile(metrics, args.keep_metrics)
         for row in per_minute(rows):
             print(json.dumps(row))
         summary = json.loads(app.stdout)
