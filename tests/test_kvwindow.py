@@ -357,7 +357,7 @@ def test_a_cut_a_call_made_due_waits_for_cut_kv_caches_and_the_audio_is_the_same
         early.cut_kv_caches()
         assert not early.kv_cut_due
         np.testing.assert_array_equal(late.decode(late.encode(frame)), heard)
-        assert early.kv_length == late.kv_length <= (10, 10)
+        assert early.kv_length == late.kv_length and max(early.kv_length) <= 10
     # 2 tokens a frame past the 6 + 4 allowed: after frame 5 (12 tokens), then every 3 frames.
     assert [i for i, d in enumerate(due) if d] == [5, 8, 11, 14, 17]
 
