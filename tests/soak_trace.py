@@ -7,7 +7,7 @@ and prints one JSON line each for:
 - the chunks' waits (input behind the chunk + compute: what the timing's cover must cover):
   percentiles, and how many waited past 30 / 35 / 40 ms;
 - compute (encode + decode) of the chunks that made a KV cut due (their encoder cache reads
-  the window, 250 by default) against the others;
+  shorter than the chunk's before: cut back to the window) against the others;
 - the waits replayed through the timing's cover memory (app/audio/timing_cover.py) with the
   cover's floor (`TimingPolicy.min_cover_s`) at each of --floors-ms: the median cover, and the
   chunks that waited past the cover plus the margin (each a possible underrun).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.audio.timing_cover import CoverMemory  # noqa: E402 - after the path above
 from app.audio.timing_policy import TimingPolicy  # noqa: E402
-from app.config import DEFAULT_KV_WINDOW, FRAME_SIZE, SAMPLE_RATE_HZ  # noqa: E402
+from app.config import FRAME_SIZE, SAMPLE_RATE_HZ  # noqa: E402
 
 WARM_S = 12.0  # the controller trusts its warm-up estimate until it has 10 s of calm history
 INITIAL_COVER_S = 0.060
@@ -44,7 +44,8 @@ def main() -> int:
                                                 for q in (50, 99, 99.9, 100)},
                       **{f"waits_over_{ms}_ms": int((waits > ms / 1000).sum()) for ms in (30, 35, 40)}}))
     compute = np.array([r["encode_ms"] + r["decode_ms"] for r in rows])
-    cut = np.array([r["kv_encoder"] == DEFAULT_KV_WINDOW for r in rows])
+    kv = np.array([r["kv_encoder"] for r in rows])
+    cut = np.concatenate([[False], kv[1:] < kv[:-1]])  # whatever the window: the cache fell back to it
     if cut.any():
         print(json.dumps({"cut_frames": int(cut.sum()),
                           "compute_ms_p50_cut_frames": round(float(np.median(compute[cut])), 1),
