@@ -57,12 +57,13 @@ class StreamState:
 
     def cut_due(self, window: KVWindow) -> bool:
         limit = window.limit
-        return bool(self.kv_names) and limit is not None and self.values[self.kv_names[0]].shape[2] > limit
+        return limit is not None and self._stored_tokens() > limit
 
     def kv_tokens(self, window: KVWindow) -> int:
         """The cache length the next call attends to (after the cut `fit` makes first, if one is due)."""
-        if self.cut_due(window):
-            return int(window.effective or 0)
+        return int(window.effective or 0) if self.cut_due(window) else self._stored_tokens()
+
+    def _stored_tokens(self) -> int:
         return int(self.values[self.kv_names[0]].shape[2]) if self.kv_names else 0
 
     def conv_feeds(self) -> dict[str, np.ndarray]:
